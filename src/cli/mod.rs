@@ -1,0 +1,129 @@
+//! The `sealgate` command line.
+//!
+//! Design note: this is the only layer that talks to a terminal. It parses
+//! arguments (clap derive), sets up logging, runs one subcommand, and turns
+//! the outcome into one of the documented exit codes (`docs/cli.md`). Library
+//! modules return typed errors; here they become `anyhow` chains with a
+//! [`Failure`] tag that says which exit code the user (or CI) should see.
+//! Subcommands are added only when the capability behind them works.
+
+mod logging;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use logging::LogFormat;
+
+/// Exit codes, stable across releases because CI pipelines branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// The command did what was asked and found nothing to refuse.
+    Success = 0,
+    /// The command ran, and what it checked must be refused (lint findings,
+    /// a refused manifest, a MAC mismatch).
+    Findings = 1,
+    /// The command line or an input file is wrong; fixing the input fixes it.
+    UsageOrInput = 2,
+    /// A backend or the cluster could not be reached; retrying may help.
+    Unavailable = 3,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        ExitCode::from(s as u8)
+    }
+}
+
+/// An error tagged with the exit code it should produce. Errors without the
+/// tag are treated as input errors (exit 2): a wrong path or unreadable file
+/// is by far the most common untagged failure at the CLI edge.
+#[derive(Debug, thiserror::Error)]
+#[error("{source:#}")]
+pub struct Failure {
+    /// Exit code to report.
+    pub status: ExitStatus,
+    /// What went wrong, with context.
+    pub source: anyhow::Error,
+}
+
+impl Failure {
+    /// Tags `source` as a backend/cluster outage (exit 3).
+    pub fn unavailable(source: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: ExitStatus::Unavailable,
+            source: source.into(),
+        }
+    }
+}
+
+/// sealgate: secrets for GitOps without plaintext in Git.
+#[derive(Debug, Parser)]
+#[command(name = "sealgate", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 findings/refusal, 2 usage or input error, \
+                        3 backend or cluster unavailable. See docs/cli.md."
+)]
+pub struct Cli {
+    /// Log output format. `auto` is human-readable on a terminal and JSON
+    /// otherwise is NOT assumed: `auto` means human unless `json` is asked.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "SEALGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax (e.g. `info`, `sealgate=debug`).
+    #[arg(long, global = true, default_value = "warn", env = "SEALGATE_LOG")]
+    pub log_level: String,
+
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand the binary offers.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print version, git commit and enabled features.
+    ///
+    /// Example: sealgate version --json
+    Version(version::VersionArgs),
+}
+
+/// Parses the process arguments, runs the subcommand, and returns the exit
+/// code. Kept here (not in `main.rs`) so integration tests and the binary
+/// share one path.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints help/version to stdout with 0 and usage errors to
+        // stderr with 2, which matches our exit-code table.
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
+        eprintln!("error: {e:#}");
+        return ExitStatus::UsageOrInput.into();
+    }
+    tracing::debug!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("SEALGATE_GIT_COMMIT"),
+        "sealgate starting"
+    );
+    match run(cli.command) {
+        Ok(status) => status.into(),
+        Err(e) => {
+            let status = e
+                .downcast_ref::<Failure>()
+                .map_or(ExitStatus::UsageOrInput, |f| f.status);
+            tracing::debug!(exit = status as u8, "command failed");
+            eprintln!("error: {e:#}");
+            status.into()
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitStatus> {
+    match command {
+        Command::Version(args) => version::run(&args),
+    }
+}

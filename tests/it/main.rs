@@ -1,0 +1,10 @@
+//! The single integration-test binary (one link step; see Cargo.toml).
+//!
+//! `support` holds the real-service fixtures; each module below tests one
+//! area against them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod fixtures;
