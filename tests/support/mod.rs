@@ -1,15 +1,19 @@
-//! Real services for integration tests: OpenBao, moto, PostgreSQL, and the
-//! age and sops CLIs.
+//! Real services for integration tests: a Kubernetes control plane
+//! (etcd + kube-apiserver), OpenBao, moto, PostgreSQL, and the age and sops
+//! CLIs.
 //!
 //! Design note: no mock stands in for a backend. Each fixture starts its own
 //! process on 127.0.0.1 with a free port, waits until the service answers,
 //! and kills it on drop — which also runs when a test panics, because panics
 //! unwind. One process per test keeps tests isolated without cleanup logic;
-//! all of them start in a few seconds. Tools come from `scripts/setup-dev`
+//! all of them start in a few seconds. The exception is the Kubernetes
+//! control plane (`cluster`): one per test binary, a namespace per test,
+//! because kube-apiserver is too heavy to start per test on 2 cores. Tools come from `scripts/setup-dev`
 //! (versions in `scripts/tool-versions.env`); a missing tool fails the test
 //! with the command that installs it, never skips it.
 #![allow(dead_code)] // each test module uses a different subset
 
+pub mod cluster;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;

@@ -21,6 +21,11 @@ pub fn free_port() -> u16 {
 pub struct Service {
     name: &'static str,
     child: Child,
+    /// A `sh` that waits for EOF on its stdin (a pipe only this test process
+    /// holds) and then kills the service. It fires when the test binary
+    /// exits by any route — even SIGKILL or a timeout, where `Drop` never
+    /// runs — and so also cleans up control planes shared in a `static`.
+    watchdog: Option<Child>,
     log: PathBuf,
     /// Signal that makes this service shut down cleanly (PostgreSQL wants
     /// SIGINT for a fast shutdown that also stops its children).
@@ -38,9 +43,20 @@ impl Service {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let pid = child.id();
+        let script =
+            format!("read x; kill -TERM {pid} 2>/dev/null; sleep 5; kill -KILL {pid} 2>/dev/null");
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
         Self {
             name,
             child,
+            watchdog,
             log: log.to_owned(),
             stop_signal,
         }
@@ -96,6 +112,10 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         let pid = Pid::from_raw(self.child.id() as i32);
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
@@ -160,4 +180,20 @@ pub fn process_alive(pid: u32) -> bool {
         Some((_, rest)) => rest.split_whitespace().next() != Some("Z"),
         None => false,
     }
+}
+
+/// Removes `dir` when this test process exits, however it exits: the same
+/// pipe trick as the service watchdog, for state held in a `static` whose
+/// `Drop` never runs. Keep the returned child alive as long as `dir` is used.
+pub fn remove_dir_on_exit(dir: &Path) -> Child {
+    // Wait for the services' own watchdogs (SIGTERM, then SIGKILL after 5 s)
+    // before deleting their data.
+    Command::new("sh")
+        .args(["-c", "read x; sleep 6; rm -rf -- \"$0\""])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cleanup watchdog")
 }
