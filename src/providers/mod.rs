@@ -1,0 +1,301 @@
+//! Secret backends behind one trait: Vault/OpenBao and AWS.
+//!
+//! Design note: the controller resolves every `ExternalSecret` reference
+//! through [`Provider`], so it never knows which backend answered. What it
+//! does need to know is *how* a call failed, because that decides the retry
+//! and the status reason: [`ProviderError`] has one variant per decision
+//! (`NotFound` is the user's to fix, `Throttled`/`Unavailable` are retried
+//! with backoff, `Unauthenticated` triggers a re-login), and each variant
+//! has a stable [`ProviderError::metric_label`].
+//!
+//! Values come back in [`crate::secret`] types. Error messages carry the
+//! store, the reference and the server's own error text, never a value;
+//! tests capture trace-level logs and grep them for planted values.
+//!
+//! Known limit: the HTTP client libraries (reqwest, the AWS SDK) buffer
+//! response bodies in ordinary memory before we can wrap them; our copies
+//! are zeroized, theirs are freed but not wiped.
+
+pub mod aws;
+pub mod property;
+pub mod vault;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::secret::SecretBytes;
+
+/// What to fetch from a store: the shape of an `ExternalSecret`
+/// `remoteRef`, so the controller can pass it through unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reference {
+    /// Path or name in the backend (KV path relative to the mount, engine
+    /// path for dynamic secrets, secret name or ARN for AWS).
+    pub key: String,
+    /// A field of a key/value secret; dotted for nested JSON (`db.password`).
+    pub property: Option<String>,
+    /// A specific version (KV v2 version number, AWS VersionId, or
+    /// `AWSCURRENT`-style stage).
+    pub version: Option<String>,
+    /// How to decode the fetched value before handing it out.
+    pub decoding: Decoding,
+}
+
+impl Reference {
+    /// A reference to a whole secret, latest version.
+    pub fn key(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The same reference narrowed to one property.
+    pub fn property(mut self, property: impl Into<String>) -> Self {
+        self.property = Some(property.into());
+        self
+    }
+
+    /// The same reference pinned to a version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+}
+
+/// Decoding applied to a fetched value; binary data is often stored as
+/// base64 text because KV stores and Parameter Store hold strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoding {
+    /// Use the bytes as stored.
+    #[default]
+    None,
+    /// The stored text is standard base64; decode it.
+    Base64,
+}
+
+/// A fetched secret: one value, or a key/value map (a KV entry, a JSON
+/// secret). Keys are not secret; values are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretValue {
+    /// A single value (a property, a plain-string secret, binary data).
+    Bytes(SecretBytes),
+    /// Every field of a key/value secret.
+    Map(BTreeMap<String, SecretBytes>),
+}
+
+/// A dynamic secret's lease: the controller renews it before it expires and
+/// revokes it when the Kubernetes Secret goes away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The backend's lease id (`database/creds/app/Xyz…`). Not a secret by
+    /// itself: revoking needs a token with rights on `sys/leases`.
+    pub id: String,
+    /// Time to live granted at issue or last renewal.
+    pub duration: Duration,
+    /// Whether the backend accepts renewals for this lease.
+    pub renewable: bool,
+}
+
+/// Facts about a fetch that the controller records in status and uses for
+/// refresh decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Backend version identifier of what was returned, when it has one.
+    pub version: Option<String>,
+    /// Present for leased (dynamic) secrets.
+    pub lease: Option<Lease>,
+    /// When the value was fetched, for cache age and `refreshTime`.
+    pub fetched_at: SystemTime,
+    /// Custom metadata or tags of the secret (never values).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    fn now() -> Self {
+        Self {
+            version: None,
+            lease: None,
+            fetched_at: SystemTime::now(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The result of one successful fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The secret material.
+    pub value: SecretValue,
+    /// Version, lease and timing facts.
+    pub meta: Metadata,
+}
+
+/// Why a backend call failed, at the granularity the controller acts on.
+///
+/// Every variant names the store and the reference so a status message
+/// points at the right object; `detail` is the backend's own error text
+/// (which never contains secret values) or a transport error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The secret, version or property does not exist.
+    #[error("{store}: {key:?} not found: {detail}")]
+    NotFound {
+        /// Store name.
+        store: String,
+        /// Reference key.
+        key: String,
+        /// What exactly is missing.
+        detail: String,
+    },
+    /// Authenticated, but the policy does not allow this read.
+    #[error("{store}: permission denied for {key:?}: {detail}")]
+    PermissionDenied {
+        /// Store name.
+        store: String,
+        /// Reference key.
+        key: String,
+        /// Backend message.
+        detail: String,
+    },
+    /// Credentials missing, expired or rejected; a re-login may fix it.
+    #[error("{store}: not authenticated: {detail}")]
+    Unauthenticated {
+        /// Store name.
+        store: String,
+        /// Backend message.
+        detail: String,
+    },
+    /// The backend asked us to slow down; retried with backoff.
+    #[error("{store}: throttled: {detail}")]
+    Throttled {
+        /// Store name.
+        store: String,
+        /// Backend message.
+        detail: String,
+    },
+    /// The backend could not be reached or failed (5xx, timeout,
+    /// connection refused, sealed); retried with backoff.
+    #[error("{store}: unavailable: {detail}")]
+    Unavailable {
+        /// Store name.
+        store: String,
+        /// Transport error or backend message.
+        detail: String,
+    },
+    /// The reference or configuration is wrong (bad property, bad version
+    /// syntax, undecodable value); retrying will not help.
+    #[error("{store}: invalid reference {key:?}: {detail}")]
+    Invalid {
+        /// Store name.
+        store: String,
+        /// Reference key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl ProviderError {
+    /// A stable, low-cardinality label for metrics and status reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Throttled { .. } => "throttled",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
+
+    /// The same error about another reference key (batch calls answer for
+    /// several keys at once).
+    pub fn with_key(&self, new_key: &str) -> Self {
+        let mut e = self.clone();
+        match &mut e {
+            Self::NotFound { key, .. }
+            | Self::PermissionDenied { key, .. }
+            | Self::Invalid { key, .. } => {
+                new_key.clone_into(key);
+            }
+            Self::Unauthenticated { .. } | Self::Throttled { .. } | Self::Unavailable { .. } => {}
+        }
+        e
+    }
+
+    /// Whether retrying the same call later can succeed without a change
+    /// by a person.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::Unavailable { .. })
+    }
+}
+
+/// One secret backend. Implemented by [`vault::VaultProvider`] and
+/// [`aws::SecretsManagerProvider`] / [`aws::ParameterStoreProvider`].
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// The store's name, used in errors and metrics.
+    fn store(&self) -> &str;
+
+    /// Fetches one reference.
+    async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError>;
+}
+
+/// Applies `reference.property` and `reference.decoding` to a fetched map
+/// or value; shared by every backend so they behave the same.
+pub(crate) fn shape(
+    store: &str,
+    reference: &Reference,
+    value: SecretValue,
+) -> Result<SecretValue, ProviderError> {
+    let invalid = |detail: String| ProviderError::Invalid {
+        store: store.to_owned(),
+        key: reference.key.clone(),
+        detail,
+    };
+    let picked = match (&reference.property, value) {
+        (None, v) => v,
+        (Some(p), SecretValue::Map(map)) => {
+            SecretValue::Bytes(property::from_map(&map, p).map_err(|e| match e {
+                property::PropertyError::Missing(_) => ProviderError::NotFound {
+                    store: store.to_owned(),
+                    key: reference.key.clone(),
+                    detail: e.to_string(),
+                },
+                other => invalid(other.to_string()),
+            })?)
+        }
+        (Some(p), SecretValue::Bytes(b)) => {
+            SecretValue::Bytes(property::from_json(&b, p).map_err(|e| match e {
+                property::PropertyError::Missing(_) => ProviderError::NotFound {
+                    store: store.to_owned(),
+                    key: reference.key.clone(),
+                    detail: e.to_string(),
+                },
+                other => invalid(other.to_string()),
+            })?)
+        }
+    };
+    match reference.decoding {
+        Decoding::None => Ok(picked),
+        Decoding::Base64 => match picked {
+            SecretValue::Bytes(b) => Ok(SecretValue::Bytes(
+                property::decode_base64(&b)
+                    .map_err(|_| invalid("value is not valid base64 (decoding: Base64)".into()))?,
+            )),
+            SecretValue::Map(m) => {
+                let mut out = BTreeMap::new();
+                for (k, v) in m {
+                    let d = property::decode_base64(&v).map_err(|_| {
+                        invalid(format!(
+                            "field {k:?} is not valid base64 (decoding: Base64)"
+                        ))
+                    })?;
+                    out.insert(k, d);
+                }
+                Ok(SecretValue::Map(out))
+            }
+        },
+    }
+}

@@ -1,0 +1,633 @@
+//! Secret backends against real OpenBao (+ PostgreSQL for dynamic
+//! credentials) and moto.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sealgate::providers::aws::{
+    AwsAuth, AwsConfig, ParameterStoreProvider, SecretsManagerProvider,
+};
+use sealgate::providers::vault::{KvVersion, VaultAuth, VaultConfig, VaultProvider};
+use sealgate::providers::{Decoding, Provider, ProviderError, Reference, SecretValue};
+use sealgate::secret::{ExposeSecret, SecretString};
+
+use crate::support::moto::{Moto, REGION};
+use crate::support::openbao::OpenBao;
+use crate::support::postgres::{Postgres, SUPERUSER};
+
+fn bytes(v: &SecretValue) -> &[u8] {
+    match v {
+        SecretValue::Bytes(b) => b.expose_secret(),
+        SecretValue::Map(_) => panic!("expected a single value"),
+    }
+}
+
+fn map(v: &SecretValue) -> BTreeMap<String, String> {
+    match v {
+        SecretValue::Map(m) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    String::from_utf8(v.expose_secret().to_vec()).unwrap(),
+                )
+            })
+            .collect(),
+        SecretValue::Bytes(_) => panic!("expected a map"),
+    }
+}
+
+async fn root_provider(bao: &OpenBao) -> VaultProvider {
+    VaultProvider::connect(VaultConfig::new(
+        "vault-test",
+        bao.addr(),
+        VaultAuth::Token(SecretString::from(bao.root_token())),
+    ))
+    .await
+    .expect("connect with root token")
+}
+
+#[tokio::test]
+async fn vault_kv2_versions_properties_and_metadata() {
+    let bao = OpenBao::start();
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "app/db",
+        "user=app",
+        "password=v1-pass",
+    ]);
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "app/db",
+        "user=app",
+        "password=v2-pass",
+        r#"config={"tls":{"ca":"PEMDATA"},"port":5432}"#,
+    ]);
+    bao.cli(&[
+        "kv",
+        "metadata",
+        "put",
+        "-mount=secret",
+        "-custom-metadata=owner=team-a",
+        "app/db",
+    ]);
+    let p = root_provider(&bao).await;
+
+    let latest = p.fetch(&Reference::key("app/db")).await.unwrap();
+    assert_eq!(latest.meta.version.as_deref(), Some("2"));
+    assert_eq!(map(&latest.value)["password"], "v2-pass");
+    assert_eq!(
+        latest.meta.labels.get("owner").map(String::as_str),
+        Some("team-a")
+    );
+
+    let v1 = p
+        .fetch(&Reference::key("app/db").version("1"))
+        .await
+        .unwrap();
+    assert_eq!(map(&v1.value)["password"], "v1-pass");
+    assert!(!map(&v1.value).contains_key("config"));
+
+    let prop = p
+        .fetch(&Reference::key("app/db").property("password"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&prop.value), b"v2-pass");
+    let nested = p
+        .fetch(&Reference::key("app/db").property("config.tls.ca"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&nested.value), b"PEMDATA");
+    let number = p
+        .fetch(&Reference::key("app/db").property("config.port"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&number.value), b"5432");
+
+    let e = p
+        .fetch(&Reference::key("app/db").property("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+    let e = p.fetch(&Reference::key("app/missing")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+    assert_eq!(e.metric_label(), "not_found");
+    let e = p
+        .fetch(&Reference::key("app/db").version("latest"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Invalid { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn vault_kv1_and_base64_binary_values() {
+    let bao = OpenBao::start();
+    bao.cli(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    // "\x00\xffbin" as base64.
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=kv1",
+        "certs/key",
+        "der=AP9iaW4=",
+        "name=plain",
+    ]);
+    let mut cfg = VaultConfig::new(
+        "vault-kv1",
+        bao.addr(),
+        VaultAuth::Token(SecretString::from(bao.root_token())),
+    );
+    cfg.kv_mount = "kv1".into();
+    cfg.kv_version = KvVersion::V1;
+    let p = VaultProvider::connect(cfg).await.unwrap();
+    let all = p.fetch(&Reference::key("certs/key")).await.unwrap();
+    assert_eq!(map(&all.value)["name"], "plain");
+    assert_eq!(all.meta.version, None);
+    let mut r = Reference::key("certs/key").property("der");
+    r.decoding = Decoding::Base64;
+    let bin = p.fetch(&r).await.unwrap();
+    assert_eq!(bytes(&bin.value), b"\x00\xffbin");
+    let mut bad = Reference::key("certs/key").property("name");
+    bad.decoding = Decoding::Base64;
+    let e = p.fetch(&bad).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Invalid { .. }), "{e}");
+    let e = p
+        .fetch(&Reference::key("certs/key").version("2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Invalid { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn vault_approle_login_and_policy_enforcement() {
+    let bao = OpenBao::start();
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "team-a/api",
+        "token=allowed-value",
+    ]);
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "team-b/api",
+        "token=forbidden-value",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.hcl");
+    std::fs::write(
+        &policy,
+        "path \"secret/data/team-a/*\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.cli(&["policy", "write", "team-a", policy.to_str().unwrap()]);
+    bao.cli(&["auth", "enable", "approle"]);
+    bao.cli(&[
+        "write",
+        "auth/approle/role/team-a",
+        "token_policies=team-a",
+        "token_ttl=1h",
+    ]);
+    let role_id = bao.cli(&["read", "-field=role_id", "auth/approle/role/team-a/role-id"]);
+    let secret_id = bao.cli(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/team-a/secret-id",
+    ]);
+
+    let approle = |secret: &str| {
+        VaultConfig::new(
+            "vault-approle",
+            bao.addr(),
+            VaultAuth::AppRole {
+                mount: "approle".into(),
+                role_id: role_id.trim().to_owned(),
+                secret_id: SecretString::from(secret),
+            },
+        )
+    };
+    let p = VaultProvider::connect(approle(secret_id.trim()))
+        .await
+        .unwrap();
+    p.check().await.unwrap();
+    let ok = p
+        .fetch(&Reference::key("team-a/api").property("token"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&ok.value), b"allowed-value");
+    let e = p.fetch(&Reference::key("team-b/api")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::PermissionDenied { .. }), "{e}");
+    assert!(!e.to_string().contains("forbidden-value"));
+
+    let e = VaultProvider::connect(approle("00000000-0000-0000-0000-000000000000"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Unauthenticated { .. }), "{e}");
+    let e = VaultProvider::connect(VaultConfig::new(
+        "vault-bad-token",
+        bao.addr(),
+        VaultAuth::Token(SecretString::from("not-a-token")),
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ProviderError::Unauthenticated { .. }), "{e}");
+}
+
+/// Configures OpenBao's database engine against the harness PostgreSQL.
+fn database_engine(bao: &OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+    bao.cli(&["secrets", "enable", "database"]);
+    bao.cli(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        "allowed_roles=app",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port()
+        ),
+        &format!("username={SUPERUSER}"),
+        &format!("password={}", pg.password()),
+    ]);
+    bao.cli(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        &format!("default_ttl={default_ttl}"),
+        &format!("max_ttl={max_ttl}"),
+    ]);
+}
+
+fn can_log_in(pg: &Postgres, creds: &SecretValue) -> bool {
+    let m = map(creds);
+    pg.psql(&m["username"], &m["password"], "select 1")
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn vault_database_credentials_log_in_renew_and_revoke() {
+    let pg = Postgres::start();
+    let bao = OpenBao::start();
+    database_engine(&bao, &pg, "1m", "10m");
+    let p = root_provider(&bao).await;
+
+    let creds = p
+        .issue(&Reference::key("database/creds/app"))
+        .await
+        .unwrap();
+    let lease = creds
+        .meta
+        .lease
+        .clone()
+        .expect("dynamic creds carry a lease");
+    assert!(lease.id.starts_with("database/creds/app/"), "{}", lease.id);
+    assert_eq!(lease.duration, Duration::from_secs(60));
+    assert!(lease.renewable);
+    assert!(
+        can_log_in(&pg, &creds.value),
+        "issued credentials must log in"
+    );
+
+    let renewed = p
+        .renew(&lease, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    assert_eq!(renewed.id, lease.id);
+    assert_eq!(renewed.duration, Duration::from_secs(300));
+
+    p.revoke(&lease).await.unwrap();
+    assert!(
+        !can_log_in(&pg, &creds.value),
+        "revoked credentials must not log in"
+    );
+    let e = p.renew(&lease, None).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ProviderError::Invalid { .. } | ProviderError::NotFound { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn vault_database_credentials_expire_without_renewal() {
+    let pg = Postgres::start();
+    let bao = OpenBao::start();
+    database_engine(&bao, &pg, "2s", "4s");
+    let p = root_provider(&bao).await;
+    let creds = p
+        .issue(&Reference::key("database/creds/app"))
+        .await
+        .unwrap();
+    assert!(can_log_in(&pg, &creds.value));
+    // OpenBao revokes the lease at expiry (dropping the role); bounded wait.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while can_log_in(&pg, &creds.value) {
+        assert!(
+            Instant::now() < deadline,
+            "credentials still valid long after TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_vault_is_unavailable_not_a_hang() {
+    let bao = OpenBao::start();
+    let mut cfg = VaultConfig::new(
+        "vault-down",
+        bao.addr(),
+        VaultAuth::Token(SecretString::from(bao.root_token())),
+    );
+    cfg.timeout = Duration::from_secs(2);
+    let p = VaultProvider::connect(cfg).await.unwrap();
+    drop(bao);
+    let started = Instant::now();
+    let e = p.fetch(&Reference::key("anything")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+    assert!(e.is_retryable());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+fn aws_config(moto: &Moto) -> AwsConfig {
+    AwsConfig {
+        store: "aws-test".into(),
+        region: REGION.into(),
+        endpoint: Some(moto.endpoint()),
+        auth: AwsAuth::Static {
+            access_key_id: "testing".into(),
+            secret_access_key: SecretString::from("testing"),
+            session_token: None,
+        },
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn aws_secrets_manager_values_versions_properties_and_batches() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.create_secret()
+        .name("prod/db")
+        .secret_string(r#"{"username":"app","password":"first","nested":{"k":"v"}}"#)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("a")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let second = sm
+        .put_secret_value()
+        .secret_id("prod/db")
+        .secret_string(r#"{"username":"app","password":"second"}"#)
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("prod/blob")
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(vec![
+            0u8, 1, 255,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("staging/db")
+        .secret_string("plain-text")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("b")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let p = SecretsManagerProvider::connect(&aws_config(&moto)).await;
+    let cur = p
+        .fetch(&Reference::key("prod/db").property("password"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&cur.value), b"second");
+    assert_eq!(cur.meta.version.as_deref(), second.version_id());
+    let prev = p
+        .fetch(
+            &Reference::key("prod/db")
+                .property("password")
+                .version("AWSPREVIOUS"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bytes(&prev.value), b"first");
+    let by_id = p
+        .fetch(&Reference::key("prod/db").version(prev.meta.version.clone().unwrap()))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(bytes(&by_id.value)).contains("first"));
+    let blob = p.fetch(&Reference::key("prod/blob")).await.unwrap();
+    assert_eq!(bytes(&blob.value), &[0u8, 1, 255]);
+    let e = p.fetch(&Reference::key("prod/none")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+    let e = p
+        .fetch(&Reference::key("staging/db").property("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Invalid { .. }), "{e}");
+
+    let refs = [
+        Reference::key("prod/db").property("username"),
+        Reference::key("staging/db"),
+        Reference::key("prod/none"),
+        Reference::key("prod/db")
+            .property("password")
+            .version("AWSPREVIOUS"),
+    ];
+    let got = p.fetch_many(&refs).await;
+    assert_eq!(bytes(&got[0].as_ref().unwrap().value), b"app");
+    assert_eq!(bytes(&got[1].as_ref().unwrap().value), b"plain-text");
+    assert!(
+        matches!(got[2], Err(ProviderError::NotFound { .. })),
+        "{:?}",
+        got[2]
+    );
+    assert_eq!(bytes(&got[3].as_ref().unwrap().value), b"first");
+
+    let mut tags = BTreeMap::new();
+    assert_eq!(
+        p.list(Some("prod/"), &tags).await.unwrap(),
+        ["prod/blob", "prod/db"]
+    );
+    tags.insert("team".to_owned(), "b".to_owned());
+    assert_eq!(p.list(None, &tags).await.unwrap(), ["staging/db"]);
+}
+
+#[tokio::test]
+async fn aws_parameter_store_secure_strings_and_paths() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    for (name, value, ty) in [
+        (
+            "/app/prod/db-password",
+            "ssm-secret-1",
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+        (
+            "/app/prod/api/key",
+            "ssm-secret-2",
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+        (
+            "/app/staging/db-password",
+            "ssm-secret-3",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ty)
+            .send()
+            .await
+            .unwrap();
+    }
+    ssm.put_parameter()
+        .name("/app/prod/db-password")
+        .value("ssm-secret-1b")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+
+    let p = ParameterStoreProvider::connect(&aws_config(&moto)).await;
+    let v = p
+        .fetch(&Reference::key("/app/prod/db-password"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&v.value), b"ssm-secret-1b");
+    assert_eq!(v.meta.version.as_deref(), Some("2"));
+    let v1 = p
+        .fetch(&Reference::key("/app/prod/db-password").version("1"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&v1.value), b"ssm-secret-1");
+    let all = p.fetch_by_path("/app/prod").await.unwrap();
+    assert_eq!(
+        all.keys().collect::<Vec<_>>(),
+        ["/app/prod/api/key", "/app/prod/db-password"]
+    );
+    let e = p.fetch(&Reference::key("/app/none")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+}
+
+/// Captures every log line (all targets, TRACE) while values flow through
+/// both backends, then checks that none of the planted values appears in
+/// the logs, in errors or in Debug output.
+#[tokio::test(flavor = "current_thread")]
+async fn secret_values_never_reach_logs_errors_or_debug() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    const PLANTED: [&str; 3] = [
+        "PLANTED-vault-7f3a91",
+        "PLANTED-aws-2c8e44",
+        "PLANTED-ssm-9b1d07",
+    ];
+    let bao = OpenBao::start();
+    bao.cli(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "leak/check",
+        &format!("v={}", PLANTED[0]),
+    ]);
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("leak/check")
+        .secret_string(format!(r#"{{"v":"{}"}}"#, PLANTED[1]))
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/leak/check")
+        .value(PLANTED[2])
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+
+    let mut rendered = Vec::new();
+    let vault = root_provider(&bao).await;
+    rendered.push(format!("{vault:?}"));
+    let sm = SecretsManagerProvider::connect(&aws_config(&moto)).await;
+    let ssm = ParameterStoreProvider::connect(&aws_config(&moto)).await;
+    for (p, r) in [
+        (&vault as &dyn Provider, Reference::key("leak/check")),
+        (&vault, Reference::key("leak/check").property("v")),
+        (&sm, Reference::key("leak/check")),
+        (&sm, Reference::key("leak/check").property("v")),
+        (&ssm, Reference::key("/leak/check")),
+    ] {
+        let f = p.fetch(&r).await.unwrap();
+        rendered.push(format!("{f:?}"));
+        // Errors built from a value-bearing secret (wrong property, bad
+        // base64) must not quote it either.
+        let mut bad = r.clone();
+        bad.property = Some("missing".into());
+        bad.decoding = Decoding::Base64;
+        if let Err(e) = p.fetch(&bad).await {
+            rendered.push(format!("{e} {e:?}"));
+        }
+    }
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "no logs captured"
+    );
+    for v in PLANTED {
+        assert!(!logs.contains(v), "{v} leaked into logs");
+        for r in &rendered {
+            assert!(!r.contains(v), "{v} leaked into {r}");
+        }
+    }
+}
