@@ -17,6 +17,7 @@
 //! are zeroized, theirs are freed but not wiped.
 
 pub mod aws;
+pub mod cache;
 pub mod property;
 pub mod vault;
 
@@ -27,7 +28,7 @@ use crate::secret::SecretBytes;
 
 /// What to fetch from a store: the shape of an `ExternalSecret`
 /// `remoteRef`, so the controller can pass it through unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Reference {
     /// Path or name in the backend (KV path relative to the mount, engine
     /// path for dynamic secrets, secret name or ARN for AWS).
@@ -65,7 +66,7 @@ impl Reference {
 
 /// Decoding applied to a fetched value; binary data is often stored as
 /// base64 text because KV stores and Parameter Store hold strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Decoding {
     /// Use the bytes as stored.
     #[default]

@@ -362,6 +362,44 @@ async fn a_stopped_vault_is_unavailable_not_a_hang() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_flight_1000_fetches_of_10_references_make_10_backend_calls() {
+    use sealgate::providers::cache::{Frugal, FrugalConfig};
+    use std::sync::Arc;
+
+    let bao = OpenBao::start();
+    for i in 0..10 {
+        bao.cli(&[
+            "kv",
+            "put",
+            "-mount=secret",
+            &format!("sf/s{i}"),
+            &format!("v=value-{i}"),
+        ]);
+    }
+    let before = bao.requests_to("secret/data/sf/");
+    let p = Arc::new(Frugal::new(
+        root_provider(&bao).await,
+        FrugalConfig::default(),
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let p = Arc::clone(&p);
+        tasks.push(tokio::spawn(async move {
+            let r = Reference::key(format!("sf/s{}", i % 10)).property("v");
+            let f = p.fetch(&r).await.expect("fetch");
+            assert_eq!(bytes(&f.value), format!("value-{}", i % 10).as_bytes());
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    // Audit entries are written before the response is sent.
+    assert_eq!(bao.requests_to("secret/data/sf/") - before, 10);
+    let c = p.counters();
+    assert_eq!(c.calls.load(std::sync::atomic::Ordering::Relaxed), 10);
+}
+
 fn aws_config(moto: &Moto) -> AwsConfig {
     AwsConfig {
         store: "aws-test".into(),

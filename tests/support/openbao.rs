@@ -28,9 +28,22 @@ impl OpenBao {
             let port = free_port();
             // Random per server so no test can rely on a well-known token.
             let root_token = format!("root-{}-{port}", std::process::id());
+            // A file audit device (OpenBao 2.x only allows declaring them in
+            // configuration) lets tests count the requests the server saw.
+            let audit_log = dir.path().join("audit.log");
+            let config = dir.path().join("audit.hcl");
+            std::fs::write(
+                &config,
+                format!(
+                    "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                    audit_log.display()
+                ),
+            )
+            .expect("write audit config");
             let mut cmd = Command::new(&bin);
             cmd.arg("server")
                 .arg("-dev")
+                .arg(format!("-config={}", config.display()))
                 .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
                 .arg(format!("-dev-root-token-id={root_token}"))
                 .arg("-dev-no-store-token")
@@ -83,6 +96,21 @@ impl OpenBao {
             .build()
             .expect("vault client settings");
         VaultClient::new(settings).expect("vault client")
+    }
+
+    /// How many requests on paths starting with `prefix` the server answered
+    /// (from its audit log), for tests that count backend calls.
+    pub fn requests_to(&self, prefix: &str) -> usize {
+        let log = std::fs::read_to_string(self._dir.path().join("audit.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "response")
+            .filter(|v| {
+                v["request"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(prefix))
+            })
+            .count()
     }
 
     /// Runs the `bao` CLI against this server (for set-up steps the product

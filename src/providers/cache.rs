@@ -1,0 +1,494 @@
+//! Frugal access to a backend: single-flight, a TTL-aware cache, a
+//! concurrency limit, a rate limit, timeouts and retries with backoff.
+//!
+//! Design note: [`Frugal`] wraps any [`Provider`] and is itself a
+//! `Provider`, so the controller does not care whether a store is wrapped.
+//! A burst of reconciles that all need `db/password` (a common shape: many
+//! `ExternalSecret`s reading one shared secret) costs one backend call:
+//! the first caller starts the fetch, everyone arriving while it runs
+//! waits for the same result, and later callers hit the cache until the
+//! entry is older than `max_age` — or, for a leased secret, until half the
+//! lease is gone, so nobody is handed a credential about to expire.
+//!
+//! Errors are never cached: a failing backend is retried by the next
+//! reconcile, and a good cached value is still served while it is fresh
+//! (nothing is lost because the backend hiccuped).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use std::sync::Mutex as SyncMutex;
+
+use tokio::sync::{Mutex, Semaphore, broadcast};
+
+use super::{Fetched, Provider, ProviderError, Reference};
+
+/// Tuning knobs; the defaults suit a store shared by a few hundred
+/// `ExternalSecret`s.
+#[derive(Debug, Clone)]
+pub struct FrugalConfig {
+    /// How long a fetched value may be served from cache. Zero disables
+    /// caching (single-flight still applies).
+    pub max_age: Duration,
+    /// Backend calls in flight at once for this store.
+    pub max_concurrency: usize,
+    /// Sustained backend calls per second (token bucket, burst of the same
+    /// size). Zero means unlimited.
+    pub rate_per_second: u32,
+    /// Time limit of one backend attempt.
+    pub timeout: Duration,
+    /// Attempts for retryable failures (`Throttled`, `Unavailable`).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, full jitter, capped at 30 s.
+    pub base_backoff: Duration,
+}
+
+impl Default for FrugalConfig {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(60),
+            max_concurrency: 8,
+            rate_per_second: 50,
+            timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            base_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Counters for Prometheus (exported by the controller).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Backend calls made (each attempt counts).
+    pub calls: AtomicU64,
+    /// Fetches answered from cache.
+    pub cache_hits: AtomicU64,
+    /// Fetches that joined an in-flight call.
+    pub coalesced: AtomicU64,
+    /// Failed attempts by [`ProviderError::metric_label`].
+    pub errors: std::sync::Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Counters {
+    /// Failed attempts of one kind so far.
+    pub fn errors_of(&self, label: &str) -> u64 {
+        self.errors
+            .lock()
+            .map(|m| m.get(label).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+type Shared = Result<Arc<Fetched>, ProviderError>;
+
+struct Entry {
+    value: Arc<Fetched>,
+    fresh_until: Instant,
+}
+
+/// A token bucket; `None` rate means unlimited.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// A [`Provider`] wrapper that makes as few backend calls as possible.
+pub struct Frugal<P> {
+    inner: P,
+    config: FrugalConfig,
+    // std mutexes: never held across an await, and usable from Drop.
+    cache: SyncMutex<HashMap<Reference, Entry>>,
+    inflight: SyncMutex<HashMap<Reference, broadcast::Sender<Shared>>>,
+    permits: Semaphore,
+    bucket: Mutex<Bucket>,
+    counters: Arc<Counters>,
+}
+
+impl<P: Provider> Frugal<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P, config: FrugalConfig) -> Self {
+        let permits = Semaphore::new(config.max_concurrency.max(1));
+        let burst = f64::from(config.rate_per_second);
+        Self {
+            inner,
+            config,
+            cache: SyncMutex::new(HashMap::new()),
+            inflight: SyncMutex::new(HashMap::new()),
+            permits,
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                last: Instant::now(),
+            }),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// The counters, shared so a metrics exporter can read them.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// The wrapped provider, for backend-specific calls (lease renewal).
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Drops a cached entry, e.g. after the controller saw the value
+    /// rejected or a lease revoked.
+    pub fn invalidate(&self, reference: &Reference) {
+        lock(&self.cache).remove(reference);
+    }
+
+    /// A fresh cached copy, counting the hit.
+    fn cached(&self, reference: &Reference) -> Option<Fetched> {
+        let cache = lock(&self.cache);
+        let e = cache
+            .get(reference)
+            .filter(|e| Instant::now() < e.fresh_until)?;
+        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some((*e.value).clone())
+    }
+
+    fn fresh_until(&self, f: &Fetched) -> Instant {
+        let mut ttl = self.config.max_age;
+        if let Some(lease) = &f.meta.lease {
+            ttl = ttl.min(lease.duration / 2);
+        }
+        Instant::now() + ttl
+    }
+
+    async fn take_token(&self) {
+        if self.config.rate_per_second == 0 {
+            return;
+        }
+        let rate = f64::from(self.config.rate_per_second);
+        loop {
+            let wait = {
+                let mut b = self.bucket.lock().await;
+                let now = Instant::now();
+                b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(rate);
+                b.last = now;
+                if b.tokens >= 1.0 {
+                    b.tokens -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - b.tokens) / rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One backend fetch with limits, timeout and retries.
+    async fn call(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = {
+                let _permit =
+                    self.permits
+                        .acquire()
+                        .await
+                        .map_err(|_| ProviderError::Unavailable {
+                            store: self.inner.store().to_owned(),
+                            detail: "provider is shutting down".into(),
+                        })?;
+                self.take_token().await;
+                self.counters.calls.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(self.config.timeout, self.inner.fetch(reference)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::Unavailable {
+                        store: self.inner.store().to_owned(),
+                        detail: format!("no answer within {:?}", self.config.timeout),
+                    }),
+                }
+            };
+            match result {
+                Ok(f) => return Ok(f),
+                Err(e) => {
+                    if let Ok(mut m) = self.counters.errors.lock() {
+                        *m.entry(e.metric_label()).or_default() += 1;
+                    }
+                    if !e.is_retryable() || attempt >= self.config.max_attempts {
+                        return Err(e);
+                    }
+                    let delay = backoff(self.config.base_backoff, attempt);
+                    tracing::debug!(store = %self.inner.store(), key = %reference.key, attempt, ?delay, error = %e, "retrying backend call");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in [0, min(cap, base·2ⁿ)].
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let cap = Duration::from_secs(30);
+    let exp = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(cap);
+    // RandomState is seeded per process from the OS; hashing a counter
+    // through it gives independent jitter without a rand dependency.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+    let frac = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    exp.mul_f64(frac)
+}
+
+#[async_trait::async_trait]
+impl<P: Provider> Provider for Frugal<P> {
+    fn store(&self) -> &str {
+        self.inner.store()
+    }
+
+    async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
+        if let Some(f) = self.cached(reference) {
+            return Ok(f);
+        }
+        // Join an in-flight call or become the leader.
+        let follower = {
+            let mut inflight = lock(&self.inflight);
+            // A leader stores its result in the cache before it leaves
+            // `inflight`, so a second look here closes the window between
+            // the first cache miss and taking this lock.
+            if let Some(f) = self.cached(reference) {
+                return Ok(f);
+            }
+            match inflight.get(reference) {
+                Some(tx) => {
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    Some(tx.subscribe())
+                }
+                None => {
+                    let (tx, _) = broadcast::channel(1);
+                    inflight.insert(reference.clone(), tx);
+                    None
+                }
+            }
+        };
+        if let Some(mut rx) = follower {
+            return match rx.recv().await {
+                Ok(r) => r.map(|f| (*f).clone()),
+                // The leader was cancelled; fetch ourselves.
+                Err(_) => self.call(reference).await,
+            };
+        }
+        let leader = Leader {
+            inflight: &self.inflight,
+            key: Some(reference.clone()),
+        };
+        let result = self.call(reference).await.map(Arc::new);
+        if let Ok(f) = &result
+            && !self.config.max_age.is_zero()
+        {
+            lock(&self.cache).insert(
+                reference.clone(),
+                Entry {
+                    value: Arc::clone(f),
+                    fresh_until: self.fresh_until(f),
+                },
+            );
+        }
+        leader.finish(result.clone());
+        result.map(|f| (*f).clone())
+    }
+}
+
+fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the in-flight entry when the leading call ends — also when its
+/// future is dropped mid-call, so followers are never left waiting (they
+/// see the channel close and fetch themselves).
+struct Leader<'a> {
+    inflight: &'a SyncMutex<HashMap<Reference, broadcast::Sender<Shared>>>,
+    key: Option<Reference>,
+}
+
+impl Leader<'_> {
+    fn finish(mut self, result: Shared) {
+        if let Some(key) = self.key.take()
+            && let Some(tx) = lock(self.inflight).remove(&key)
+        {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock(self.inflight).remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! In-process checks of the coordination logic with a counting
+    //! provider; the real-backend test (OpenBao audit log) is in
+    //! `tests/it/providers.rs`.
+    use super::*;
+    use crate::providers::{Metadata, SecretValue};
+    use crate::secret::SecretBytes;
+
+    struct Counting {
+        calls: AtomicU64,
+        fail_first: u64,
+        delay: Duration,
+        kind: fn() -> ProviderError,
+    }
+
+    #[async_trait::async_trait]
+    impl Provider for Counting {
+        fn store(&self) -> &str {
+            "counting"
+        }
+        async fn fetch(&self, r: &Reference) -> Result<Fetched, ProviderError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if n < self.fail_first {
+                return Err((self.kind)());
+            }
+            Ok(Fetched {
+                value: SecretValue::Bytes(SecretBytes::from(r.key.as_bytes())),
+                meta: Metadata::now(),
+            })
+        }
+    }
+
+    fn unavailable() -> ProviderError {
+        ProviderError::Unavailable {
+            store: "counting".into(),
+            detail: "down".into(),
+        }
+    }
+
+    fn not_found() -> ProviderError {
+        ProviderError::NotFound {
+            store: "counting".into(),
+            key: "k".into(),
+            detail: "gone".into(),
+        }
+    }
+
+    fn counting(fail_first: u64, delay_ms: u64, kind: fn() -> ProviderError) -> Counting {
+        Counting {
+            calls: AtomicU64::new(0),
+            fail_first,
+            delay: Duration::from_millis(delay_ms),
+            kind,
+        }
+    }
+
+    fn fast() -> FrugalConfig {
+        FrugalConfig {
+            base_backoff: Duration::from_millis(1),
+            rate_per_second: 0,
+            ..FrugalConfig::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_fetches_collapse_to_one_call_per_reference() {
+        let f = Arc::new(Frugal::new(counting(0, 50, unavailable), fast()));
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let f = Arc::clone(&f);
+            tasks.push(tokio::spawn(async move {
+                f.fetch(&Reference::key(format!("k{}", i % 5))).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 5);
+        // And the cache serves the next round.
+        f.fetch(&Reference::key("k1")).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 5);
+        assert!(f.counters().cache_hits.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[tokio::test]
+    async fn retryable_errors_are_retried_others_are_not() {
+        let f = Frugal::new(counting(2, 0, unavailable), fast());
+        f.fetch(&Reference::key("a")).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 3);
+        assert_eq!(f.counters().errors_of("unavailable"), 2);
+
+        let f = Frugal::new(counting(1, 0, not_found), fast());
+        let e = f.fetch(&Reference::key("a")).await.unwrap_err();
+        assert!(matches!(e, ProviderError::NotFound { .. }));
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 1);
+        // Errors are not cached: the next fetch calls again (and succeeds).
+        f.fetch(&Reference::key("a")).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_slow_backend_times_out_as_unavailable() {
+        let cfg = FrugalConfig {
+            timeout: Duration::from_millis(20),
+            max_attempts: 2,
+            ..fast()
+        };
+        let f = Frugal::new(counting(0, 1_000, unavailable), cfg);
+        let e = f.fetch(&Reference::key("a")).await.unwrap_err();
+        assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_leader_does_not_strand_followers() {
+        let f = Arc::new(Frugal::new(counting(0, 200, unavailable), fast()));
+        let leader = {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move { f.fetch(&Reference::key("a")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let follower = {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move { f.fetch(&Reference::key("a")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("follower finished")
+            .unwrap();
+        assert!(got.is_ok());
+    }
+
+    #[tokio::test]
+    async fn rate_limit_spaces_calls() {
+        let cfg = FrugalConfig {
+            rate_per_second: 20,
+            max_age: Duration::ZERO,
+            ..fast()
+        };
+        let f = Frugal::new(counting(0, 0, unavailable), cfg);
+        let started = Instant::now();
+        for i in 0..30 {
+            f.fetch(&Reference::key(format!("k{i}"))).await.unwrap();
+        }
+        // 20 from the burst, then 10 more at 20/s: at least ~0.5 s.
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let base = Duration::from_millis(100);
+        let samples: Vec<Duration> = (0..50).map(|_| backoff(base, 3)).collect();
+        assert!(samples.iter().all(|d| *d <= Duration::from_millis(400)));
+        assert!(samples.iter().any(|d| *d != samples[0]), "no jitter");
+        assert!(backoff(base, 40) <= Duration::from_secs(30));
+    }
+}
