@@ -341,6 +341,60 @@ async fn vault_database_credentials_expire_without_renewal() {
 }
 
 #[tokio::test]
+async fn lease_keeper_renews_then_reissues_before_max_ttl() {
+    use sealgate::providers::lease::{LeaseKeeper, Step};
+    use std::sync::Arc;
+
+    let pg = Postgres::start();
+    let bao = OpenBao::start();
+    // TTL 3 s, max TTL 7 s: renew at 2 s (granted 3 s), at 4 s only 3 s
+    // remain of the max (still useful? 3 >= 2: renewed), at 6 s 1 s remains
+    // (less than the 2 s useful period): re-issue.
+    database_engine(&bao, &pg, "3s", "7s");
+    let p = Arc::new(root_provider(&bao).await);
+    let r = Reference::key("database/creds/app");
+    let first = p.issue(&r).await.unwrap();
+    let mut keeper = LeaseKeeper::new(Arc::clone(&p), r, &first, 2.0 / 3.0).expect("leased");
+    let first_lease = keeper.lease().clone();
+
+    let mut renewals = 0;
+    let reissued = loop {
+        match tokio::time::timeout(Duration::from_secs(20), keeper.step())
+            .await
+            .expect("step in time")
+            .expect("step")
+        {
+            Step::Renewed(l) => {
+                assert_eq!(l.id, first_lease.id);
+                renewals += 1;
+                assert!(
+                    can_log_in(&pg, &first.value),
+                    "renewed credentials still log in"
+                );
+            }
+            Step::Reissued { new, old } => {
+                assert_eq!(old.id, first_lease.id);
+                break new;
+            }
+        }
+    };
+    assert!(
+        renewals >= 1,
+        "expected at least one renewal before re-issue"
+    );
+    assert_ne!(keeper.lease().id, first_lease.id);
+    assert!(
+        can_log_in(&pg, &reissued.value),
+        "re-issued credentials log in"
+    );
+    // The old credential is still valid until revoked: no gap for consumers.
+    assert!(can_log_in(&pg, &first.value));
+    p.revoke(&first_lease).await.unwrap();
+    assert!(!can_log_in(&pg, &first.value));
+    assert!(can_log_in(&pg, &reissued.value));
+}
+
+#[tokio::test]
 async fn a_stopped_vault_is_unavailable_not_a_hang() {
     let bao = OpenBao::start();
     let mut cfg = VaultConfig::new(
