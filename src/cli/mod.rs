@@ -8,6 +8,7 @@
 //! Subcommands are added only when the capability behind them works.
 
 mod logging;
+mod store;
 mod version;
 
 use std::process::ExitCode;
@@ -88,6 +89,13 @@ pub enum Command {
     ///
     /// Example: sealgate version --json
     Version(version::VersionArgs),
+    /// Check secret-store definitions against their backends.
+    Store(store::StoreArgs),
+    /// Fetch one secret through a store definition (for debugging a
+    /// store; refuses to print to a terminal without --reveal).
+    ///
+    /// Example: sealgate get --config aws.yaml prod/db --property password | wc -c
+    Get(store::GetArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -125,5 +133,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Version(args) => version::run(&args),
+        Command::Store(args) => store::run_store(args),
+        Command::Get(args) => store::run_get(args),
     }
 }

@@ -300,6 +300,18 @@ impl SecretsManagerProvider {
             .collect()
     }
 
+    /// Proves reachability, credentials and list permission with one cheap
+    /// call (`ListSecrets`, one result), reading no secret value.
+    pub async fn check(&self) -> Result<(), ProviderError> {
+        self.client
+            .list_secrets()
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(&self.store, "", e))
+    }
+
     /// Names of secrets whose name starts with `prefix` and that carry all
     /// `tags`, for `dataFrom.find`. Follows pagination.
     pub async fn list(
@@ -450,6 +462,18 @@ impl ParameterStoreProvider {
             store: config.store.clone(),
             client: aws_sdk_ssm::Client::new(&sdk),
         }
+    }
+
+    /// Proves reachability and credentials with one cheap call
+    /// (`DescribeParameters`, one result), reading no value.
+    pub async fn check(&self) -> Result<(), ProviderError> {
+        self.client
+            .describe_parameters()
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| map_sdk_error(&self.store, "", e))
     }
 
     /// Every parameter below `path` (recursively), decrypted, keyed by its

@@ -18,6 +18,7 @@
 
 pub mod aws;
 pub mod cache;
+pub mod config;
 pub mod lease;
 pub mod property;
 pub mod vault;

@@ -723,3 +723,188 @@ async fn secret_values_never_reach_logs_errors_or_debug() {
         }
     }
 }
+
+mod cli {
+    //! `sealgate store check` and `sealgate get` against real backends.
+    use super::*;
+    use assert_cmd::Command;
+    use predicates::prelude::*;
+
+    fn sealgate() -> Command {
+        Command::cargo_bin("sealgate").expect("binary built")
+    }
+
+    fn vault_store(dir: &std::path::Path, addr: &str) -> std::path::PathBuf {
+        let p = dir.join("vault.yaml");
+        std::fs::write(
+            &p,
+            format!(
+                "name: dev-vault\nvault:\n  server: {addr}\n  mount: secret\n  timeoutSeconds: 2\n  auth:\n    token: {{env: TEST_VAULT_TOKEN}}\n"
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    #[test]
+    fn store_check_and_get_against_openbao() {
+        let bao = OpenBao::start();
+        bao.cli(&[
+            "kv",
+            "put",
+            "-mount=secret",
+            "app/cfg",
+            "password=cli-planted-5e1",
+            "user=u",
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let def = vault_store(dir.path(), &bao.addr());
+
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&def)
+            .env("TEST_VAULT_TOKEN", bao.root_token())
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("store dev-vault: reachable"));
+
+        let out = sealgate()
+            .args(["get", "--config"])
+            .arg(&def)
+            .args(["app/cfg", "--property", "password"])
+            .env("TEST_VAULT_TOKEN", bao.root_token())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"cli-planted-5e1");
+
+        let out = sealgate()
+            .args(["get", "--config"])
+            .arg(&def)
+            .arg("app/cfg")
+            .env("TEST_VAULT_TOKEN", bao.root_token())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["user"], "u");
+
+        // Wrong key: input error, and the message names the key.
+        sealgate()
+            .args(["get", "--config"])
+            .arg(&def)
+            .arg("app/none")
+            .env("TEST_VAULT_TOKEN", bao.root_token())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("app/none"));
+        // Wrong token: a refusal (1), never echoing the token.
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&def)
+            .env("TEST_VAULT_TOKEN", "s.wrong-token-value")
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("not authenticated"))
+            .stderr(predicate::str::contains("wrong-token-value").not());
+        // Missing credential source: input error naming the field.
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&def)
+            .env_remove("TEST_VAULT_TOKEN")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("vault.auth.token"))
+            .stderr(predicate::str::contains("TEST_VAULT_TOKEN is not set"));
+        // Server gone: unavailable (3).
+        let token = bao.root_token().to_owned();
+        drop(bao);
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&def)
+            .env("TEST_VAULT_TOKEN", token)
+            .assert()
+            .code(3);
+    }
+
+    #[test]
+    fn store_definitions_are_validated_with_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.yaml");
+        std::fs::write(
+            &p,
+            "name: x\nvault:\n  server: http://127.0.0.1:1\n  auth: {}\naws:\n  region: us-east-1\n",
+        )
+        .unwrap();
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&p)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("bad.yaml"))
+            .stderr(predicate::str::contains("vault/aws"));
+        std::fs::write(
+            &p,
+            "name: x\nvault:\n  server: http://127.0.0.1:1\n  auth: {}\n",
+        )
+        .unwrap();
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&p)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("vault.auth"));
+        std::fs::write(&p, "name: x\nvault:\n  servr: typo\n").unwrap();
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&p)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("servr"));
+    }
+
+    #[test]
+    fn store_check_and_get_against_moto() {
+        let moto = Moto::start();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let sdk = moto.sdk_config().await;
+            aws_sdk_secretsmanager::Client::new(&sdk)
+                .create_secret()
+                .name("prod/api")
+                .secret_string(r#"{"key":"aws-cli-planted"}"#)
+                .send()
+                .await
+                .unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let def = dir.path().join("aws.yaml");
+        std::fs::write(
+            &def,
+            format!(
+                "name: dev-aws\naws:\n  region: {REGION}\n  endpoint: {}\n  auth:\n    static:\n      accessKeyId: {{env: TEST_AWS_ID}}\n      secretAccessKey: {{env: TEST_AWS_KEY}}\n",
+                moto.endpoint()
+            ),
+        )
+        .unwrap();
+        sealgate()
+            .args(["store", "check", "--config"])
+            .arg(&def)
+            .env("TEST_AWS_ID", "testing")
+            .env("TEST_AWS_KEY", "testing")
+            .assert()
+            .success();
+        sealgate()
+            .args(["get", "--config"])
+            .arg(&def)
+            .args(["prod/api", "--property", "key"])
+            .env("TEST_AWS_ID", "testing")
+            .env("TEST_AWS_KEY", "testing")
+            .assert()
+            .success()
+            .stdout("aws-cli-planted");
+    }
+}
