@@ -15,4 +15,5 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod gate;
 pub mod secret;
