@@ -34,6 +34,49 @@ const REFERENCE_KEYS: &[&str] = &[
     "passwordSecretRef",
 ];
 
+/// Secret/secretGenerator keys that name identities or locations, not
+/// credentials: reported only if their value holds a detectable secret
+/// (e.g. a URL with a password).
+const IDENTITY_KEYS: &[&str] = &[
+    "username",
+    "user",
+    "login",
+    "email",
+    "host",
+    "hostname",
+    "port",
+    "database",
+    "dbname",
+    "db",
+    "namespace",
+    "region",
+    "endpoint",
+    "url",
+    "uri",
+    "server",
+    "accountname",
+    "account",
+    "clientid",
+    "tenantid",
+    "tenant",
+    "projectid",
+    "project",
+    "bucket",
+    "cluster",
+    "name",
+    "scheme",
+    "protocol",
+    "sslmode",
+    "driver",
+    "caCrt",
+    "cacrt",
+    "tlscrt",
+];
+
+fn identity_key(key: &str) -> bool {
+    IDENTITY_KEYS.contains(&classify::normalise_key(key).as_str())
+}
+
 /// Scans every document of a file (or the single object given).
 pub fn scan_documents(ctx: &mut Ctx<'_>, docs: &[Node], text: &str) {
     let any_sops = docs.iter().any(sops::has_metadata);
@@ -447,7 +490,10 @@ impl Walker {
                         Ok(bytes) if bytes.is_empty() => continue,
                         Ok(bytes) => {
                             let dec = String::from_utf8_lossy(&bytes);
-                            if is_public_material(&dec) || classify::is_indirection(&dec) {
+                            if is_public_material(&dec)
+                                || classify::is_indirection(&dec)
+                                || identity_key(key) && detect::all(&dec).is_empty()
+                            {
                                 continue;
                             }
                             (describe(&dec, true), t)
@@ -455,7 +501,10 @@ impl Walker {
                         Err(_) => ("not valid base64, still plaintext".to_owned(), t),
                     }
                 } else {
-                    if classify::is_indirection(t) || is_public_material(t) {
+                    if classify::is_indirection(t)
+                        || is_public_material(t)
+                        || identity_key(key) && detect::all(t).is_empty()
+                    {
                         continue;
                     }
                     (describe(t, false), t)
@@ -634,7 +683,7 @@ impl Walker {
             {
                 let Some(s) = lit.as_str() else { continue };
                 let (k, v) = s.split_once('=').unwrap_or(("", s));
-                if classify::is_indirection(v) {
+                if classify::is_indirection(v) || identity_key(k) && detect::all(v).is_empty() {
                     continue;
                 }
                 let site = Self::site(lit, k.len() + 1, &format!("{base}.literals[{li}]"), o);
@@ -741,7 +790,7 @@ impl Walker {
                     match parse_documents(s) {
                         Ok(docs) => {
                             for d in docs {
-                                let d = relocate(d, v.line, 0);
+                                let d = relocate(d, v.line.saturating_sub(1), 0);
                                 self.walk(
                                     ctx,
                                     &d,

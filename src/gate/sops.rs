@@ -117,7 +117,27 @@ pub fn demand_encryption(ctx: &mut Ctx<'_>, has_metadata: bool) {
 
 /// Whether `doc` has a top-level `sops` mapping.
 pub fn has_metadata(doc: &Node) -> bool {
-    matches!(doc.get("sops").map(|n| &n.value), Some(Value::Map(_)))
+    const MARKERS: &[&str] = &[
+        "mac",
+        "lastmodified",
+        "version",
+        "age",
+        "pgp",
+        "kms",
+        "gcp_kms",
+        "azure_kv",
+        "hc_vault",
+        "key_groups",
+        "encrypted_regex",
+        "unencrypted_suffix",
+        "encrypted_suffix",
+        "unencrypted_regex",
+    ];
+    doc.get("sops").is_some_and(|s| {
+        s.pairs()
+            .iter()
+            .any(|(k, _)| k.as_str().is_some_and(|k| MARKERS.contains(&k)))
+    })
 }
 
 struct LeafRules {
@@ -129,7 +149,10 @@ struct LeafRules {
 
 /// Checks one document that carries a `sops` block.
 pub fn check_document(ctx: &mut Ctx<'_>, doc: &Node) {
-    let Some(meta) = doc.get("sops") else { return };
+    let Some((meta_key, meta)) = doc.pairs().iter().find(|(k, _)| k.as_str() == Some("sops"))
+    else {
+        return;
+    };
     let site = |n: &Node, field: &str| Site {
         line: n.line,
         col: n.col,
@@ -161,7 +184,7 @@ pub fn check_document(ctx: &mut Ctx<'_>, doc: &Node) {
         };
         ctx.emit(
             "sops/missing-metadata",
-            &site(meta, "sops"),
+            &site(meta_key, "sops"),
             "",
             format!("{what}: the file cannot be decrypted or verified"),
         );

@@ -7,4 +7,7 @@
 mod support;
 
 mod cli;
+mod corpus;
 mod fixtures;
+mod gate;
+mod lint;

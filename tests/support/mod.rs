@@ -10,6 +10,7 @@
 //! with the command that installs it, never skips it.
 #![allow(dead_code)] // each test module uses a different subset
 
+pub mod corpus;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;
