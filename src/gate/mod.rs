@@ -181,16 +181,6 @@ pub const DEFAULT_FINGERPRINT_KEY: &[u8] = b"sealgate/fingerprint/v1";
 /// ```
 pub fn check_file(path: &str, bytes: &[u8], opts: &Options) -> Report {
     let mut ctx = Ctx::new(path, opts);
-    let head = &bytes[..bytes.len().min(8192)];
-    if head.contains(&0) {
-        ctx.notes.push(Note {
-            kind: "scan/binary",
-            path: path.to_owned(),
-            line: 0,
-            message: "binary file skipped".to_owned(),
-        });
-        return ctx.finish(None);
-    }
     let text = String::from_utf8_lossy(bytes);
     if std::str::from_utf8(bytes).is_err() {
         ctx.notes.push(Note {
@@ -200,7 +190,19 @@ pub fn check_file(path: &str, bytes: &[u8], opts: &Options) -> Report {
             message: "invalid UTF-8 replaced; scanned anyway".to_owned(),
         });
     }
-    let kind = FileKind::of(path, &text);
+    let mut kind = FileKind::of(path, &text);
+    if kind == FileKind::Other && is_binary(bytes) {
+        // Binary blobs (images, archives, keystores) get the context-free
+        // detectors only: a private key or token inside is still reported,
+        // but no key=value parsing of noise.
+        ctx.notes.push(Note {
+            kind: "scan/binary",
+            path: path.to_owned(),
+            line: 0,
+            message: "binary content: scanned for token formats and private keys only".to_owned(),
+        });
+        kind = FileKind::Docs;
+    }
     match kind {
         FileKind::Yaml => match yaml::parse_documents(&text) {
             Ok(docs) => k8s::scan_documents(&mut ctx, &docs, &text),
@@ -229,6 +231,14 @@ pub fn check_object(object: &serde_json::Value, opts: &Options) -> Report {
     let node = yaml::Node::from_json(object);
     k8s::scan_documents(&mut ctx, std::slice::from_ref(&node), "");
     ctx.finish(None)
+}
+
+/// Many NUL bytes early on. One stray NUL in a text file must not silence
+/// it, so a single one is not enough.
+pub fn is_binary(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    let nuls = head.iter().filter(|b| **b == 0).count();
+    nuls > (head.len() / 100).max(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
