@@ -162,6 +162,61 @@ const TOKENS: &[TokenRule] = &[
         re: r"(https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_\-]{60,})",
     },
     TokenRule {
+        rule: "token/azure-ad-client-secret",
+        what: "Azure AD (Entra ID) client secret",
+        re: r"(?:^|[^A-Za-z0-9_~.\-])([A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34})(?:[^A-Za-z0-9_~.\-]|$)",
+    },
+    TokenRule {
+        rule: "token/mailgun",
+        what: "Mailgun API key",
+        re: r"\b(key-[0-9a-f]{32})\b",
+    },
+    TokenRule {
+        rule: "token/mailchimp",
+        what: "Mailchimp API key",
+        re: r"\b([0-9a-f]{32}-us[0-9]{1,2})\b",
+    },
+    TokenRule {
+        rule: "token/newrelic",
+        what: "New Relic user API key",
+        re: r"\b(NRAK-[A-Z0-9]{27})\b",
+    },
+    TokenRule {
+        rule: "token/square",
+        what: "Square access token or secret",
+        re: r"\b(sq0(?:atp|csp)-[0-9A-Za-z_\-]{22,43}|EAAA[A-Za-z0-9_\-]{60})\b",
+    },
+    TokenRule {
+        rule: "token/postman",
+        what: "Postman API key",
+        re: r"\b(PMAK-[a-f0-9]{24}-[a-f0-9]{34})\b",
+    },
+    TokenRule {
+        rule: "token/linear",
+        what: "Linear API key",
+        re: r"\b(lin_api_[A-Za-z0-9]{40})\b",
+    },
+    TokenRule {
+        rule: "token/doppler",
+        what: "Doppler token",
+        re: r"\b(dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44})\b",
+    },
+    TokenRule {
+        rule: "token/pulumi",
+        what: "Pulumi access token",
+        re: r"\b(pul-[a-f0-9]{40})\b",
+    },
+    TokenRule {
+        rule: "token/hashicorp-vault",
+        what: "Terraform Cloud token",
+        re: r"\b([A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70})",
+    },
+    TokenRule {
+        rule: "token/alibaba",
+        what: "Alibaba Cloud AccessKey id",
+        re: r"\b(LTAI[A-Za-z0-9]{20})\b",
+    },
+    TokenRule {
         rule: "token/jwt",
         what: "JSON Web Token",
         re: r"\b(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,})",
@@ -225,7 +280,13 @@ const JWT_IO_SAMPLE_SIG: &str = "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 /// Documentation examples and obvious fillers (`ghp_XXXX…`, `AKIA…EXAMPLE`).
 fn is_fake_token(rule: &str, tok: &str) -> bool {
     let lower = tok.to_ascii_lowercase();
-    if lower.contains("example") || lower.contains("xxxxxxxx") || lower.contains("00000000") {
+    if lower.contains("example")
+        || lower.contains("xxxxxxxx")
+        || lower.contains("00000000")
+        || lower.contains("1234567")
+        || lower.contains("abcdefg")
+        || lower.contains("1234-5678")
+    {
         return true;
     }
     if rule == "token/jwt" && tok.ends_with(JWT_IO_SAMPLE_SIG) {

@@ -347,7 +347,7 @@ impl Walker {
                 return;
             }
         }
-        if s.contains('=')
+        if (s.contains('=') || s.contains(" -") || s.contains("'"))
             && let Some(a) = text::assignment(s, Mode::Embedded(rule))
         {
             {

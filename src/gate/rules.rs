@@ -203,7 +203,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "token/hashicorp-vault",
         severity: E,
-        title: "Vault/OpenBao token",
+        title: "Vault/OpenBao or Terraform Cloud token",
         help: "Revoke the token (`vault token revoke`).",
     },
     Rule {

@@ -44,6 +44,7 @@ impl Mode {
 
 /// Scans a whole file.
 pub fn scan_file(ctx: &mut Ctx<'_>, text: &str, mode: Mode) {
+    set_code_file(ctx.path);
     if sops::scan_text_sops(ctx, text) {
         return;
     }
@@ -259,9 +260,15 @@ fn is_code_ext(path: &str) -> bool {
 /// Extracts the credential-relevant assignment on a line, if any.
 pub fn assignment(line: &str, mode: Mode) -> Option<Assignment<'_>> {
     let trimmed = line.trim_start();
-    if trimmed.starts_with('#') && !trimmed.starts_with("#ENC") || trimmed.starts_with("//") {
+    let slash_comment = trimmed.starts_with("//")
+        && trimmed[2..].starts_with(|c: char| c.is_whitespace() || c == '/')
+        || trimmed == "//";
+    if trimmed.starts_with('#') && !trimmed.starts_with("#ENC") || slash_comment {
         // Comments may hold examples; tokens were already checked.
         return None;
+    }
+    if let Some(a) = quoted_pair(line) {
+        return Some(a);
     }
     if let Some(c) = XML.captures(line) {
         let (k, v) = (c.get(1)?, c.get(2)?);
@@ -298,7 +305,43 @@ pub fn assignment(line: &str, mode: Mode) -> Option<Assignment<'_>> {
     flag_or_inline(line)
 }
 
+static QUOTED_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"["']([A-Za-z_][A-Za-z0-9_.\-]*)["']\s*(?::|=>|,|=)\s*["']([^"']*)["']"#)
+        .expect("quoted pair regex")
+});
+static CLI_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r#"(?:\bcurl\b.*?\s(?:-u|--user)\s+["']?[^:\s"']+:([^\s"'@]+)"#,
+        r#"|\blogin\b.*?\s-p\s+["']?([^\s"']+)"#,
+        r#"|\bmysql(?:dump|admin)?\b.*?\s-p["']?([^\s"'-][^\s"']*)"#,
+        r#"|:_(?:authToken|auth|password)\s*=\s*["']?([^\s"']+))"#,
+    ))
+    .expect("cli secret regex")
+});
+
+/// `'PASSWORD': 'x'`, `"apiKey" => "x"`, `define('DB_PASSWORD', 'x')`:
+/// quoted key/value pairs anywhere on a line (dict literals, PHP, JSON).
+fn quoted_pair(line: &str) -> Option<Assignment<'_>> {
+    QUOTED_PAIR.captures_iter(line).find_map(|c| {
+        let (k, v) = (c.get(1)?, c.get(2)?);
+        (classify::classify_key(k.as_str()) != KeyClass::None).then(|| Assignment {
+            key: k.as_str(),
+            value: v.as_str(),
+            value_col: v.start(),
+        })
+    })
+}
+
 fn flag_or_inline(line: &str) -> Option<Assignment<'_>> {
+    if let Some(c) = CLI_SECRET.captures(line)
+        && let Some(v) = (1..=4).find_map(|i| c.get(i))
+    {
+        return Some(Assignment {
+            key: "password",
+            value: v.as_str(),
+            value_col: v.start(),
+        });
+    }
     for c in FLAG.captures_iter(line) {
         let (Some(k), Some(v)) = (c.get(1), c.get(2)) else {
             continue;
@@ -343,6 +386,7 @@ fn clean_value(raw: &str, mode: Mode) -> (Option<&str>, usize) {
     }
     let v = v.trim().trim_end_matches([',', ';']);
     let code_like = v.contains('(')
+        || v.contains('[')
         || v.starts_with('[')
         || v.starts_with('{')
         || v.starts_with('&')
