@@ -1,4 +1,4 @@
-//! Writes the labelled benchmark corpus: `gen_corpus DIR APPS [SEED]`.
+//! Writes the labelled benchmark corpus: `gen_corpus DIR APPS [BULK_KIB [SEED]]`.
 //!
 //! Used by bench/lint.sh; the generator itself lives in
 //! tests/support/corpus.rs so the accuracy test and the benchmark share one
@@ -11,11 +11,12 @@ mod corpus;
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(dir), Some(apps)) = (args.get(1), args.get(2).and_then(|a| a.parse().ok())) else {
-        eprintln!("usage: gen_corpus DIR APPS [SEED]");
+        eprintln!("usage: gen_corpus DIR APPS [BULK_KIB [SEED]]");
         return std::process::ExitCode::from(2);
     };
-    let seed = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20261126);
-    let c = corpus::generate(seed, apps);
+    let bulk = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(20261126);
+    let c = corpus::generate_with_bulk(seed, apps, bulk);
     let root = std::path::Path::new(dir);
     for (p, text) in &c.files {
         let full = root.join(p);

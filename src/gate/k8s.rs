@@ -83,9 +83,12 @@ pub fn scan_documents(ctx: &mut Ctx<'_>, docs: &[Node], text: &str) {
     text::set_code_file(ctx.path);
     let values_file = is_values_file(ctx.path);
     let has_aws_id = text.contains("AKIA") || text.contains("ASIA");
+    // Objects handed over without text are always fully checked.
+    let may = text.is_empty() || detect::may_contain_secret(text);
     let mut w = Walker {
         has_aws_id,
         values_file,
+        may,
     };
     for doc in docs {
         if sops::has_metadata(doc) {
@@ -125,6 +128,8 @@ pub fn join(path: &str, key: &str) -> String {
 struct Walker {
     has_aws_id: bool,
     values_file: bool,
+    /// Whether any context-free detector can match anywhere in the file.
+    may: bool,
 }
 
 fn object_ref(doc: &Node) -> Option<ObjectRef> {
@@ -300,7 +305,8 @@ impl Walker {
         }
         let q = usize::from(style == Style::Quoted);
         let mut found = false;
-        for h in detect::all(s) {
+        let hits = if self.may { detect::all(s) } else { Vec::new() };
+        for h in hits {
             let r = if h.rule == "token/jwt" {
                 let strong = key.is_some_and(|k| classify::classify_key(k) != KeyClass::None);
                 if strong {
@@ -348,6 +354,7 @@ impl Walker {
             }
         }
         if (s.contains('=') || s.contains(" -") || s.contains("'"))
+            && text::CRED_HINT.is_match(s)
             && let Some(a) = text::assignment(s, Mode::Embedded(rule))
         {
             {

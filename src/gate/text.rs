@@ -86,6 +86,12 @@ pub fn scan_lines(
     }
     let may = detect::may_contain_secret(text);
     let has_aws_id = text.contains("AKIA") || text.contains("ASIA");
+    let hint = CRED_HINT.is_match(text);
+    if !may && !hint {
+        // Nothing a detector or a key-name rule could report: one pass over
+        // the text decided it (most files of a repository end here).
+        return;
+    }
     let sops_like = text.contains("ENC[AES256_GCM");
     for (li, line) in text.lines().enumerate() {
         if skip.contains(&li) || covered.iter().any(|&(a, b)| li >= a && li <= b) {
@@ -110,7 +116,7 @@ pub fn scan_lines(
                 found = true;
             }
         }
-        if found || sops_like && line.contains("ENC[") {
+        if found || sops_like && line.contains("ENC[") || !CRED_HINT.is_match(line) {
             continue;
         }
         let Some(a) = assignment(line, mode) else {
@@ -211,6 +217,15 @@ pub struct Assignment<'l> {
     /// Byte column of the value in the line.
     pub value_col: usize,
 }
+
+/// Words without which no key-name rule can fire on a line; a cheap
+/// literal pre-filter (compiled to a multi-substring search).
+pub static CRED_HINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)pass|secret|token|key|auth|cred|pwd|salt|cookie|sig|seed|conn|bearer|login|mysql|curl|private|pw|AKIA|ASIA",
+    )
+    .expect("hint regex")
+});
 
 static ASSIGN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(

@@ -820,8 +820,36 @@ impl Gen {
     }
 }
 
+impl Gen {
+    /// Bulky clean content (rendered manifests, a dashboard) so a benchmark
+    /// corpus has realistic file sizes; no secrets, many look-alikes.
+    fn bulk(&mut self, dir: &str, app: &str, kib: usize) {
+        let mut f = File::new();
+        let mut n = 0;
+        while f.lines.iter().map(|l| l.len() + 1).sum::<usize>() < kib * 1024 / 2 {
+            f.push(format!("---\n# Source: {app}/templates/deployment-{n}.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}-{n}\n  labels:\n    app.kubernetes.io/name: {app}\n    helm.sh/chart: {app}-1.{n}.0\n  annotations:\n    checksum/config: {}\nspec:\n  template:\n    spec:\n      containers:\n      - name: main\n        image: registry.local/{app}@sha256:{}\n        env:\n        - name: DB_PASSWORD\n          valueFrom:\n            secretKeyRef: {{name: {app}-db, key: password}}\n        - name: TRACE_ID\n          value: {}\n        - name: FEATURE_FLAGS\n          value: \"search,checkout,recommendations\"\n        resources:\n          limits: {{cpu: 500m, memory: 256Mi}}", self.rng.string(HEX, 64), self.rng.string(HEX, 64), self.uuid()));
+            n += 1;
+        }
+        self.c.add(format!("{dir}/rendered-{app}.yaml"), f);
+        let mut f = File::new();
+        f.push("{\n  \"dashboard\": {\n    \"panels\": [");
+        let mut i = 0;
+        while f.lines.iter().map(|l| l.len() + 1).sum::<usize>() < kib * 1024 / 2 {
+            f.push(format!("      {{\"id\": {i}, \"type\": \"timeseries\", \"title\": \"{app} latency {i}\", \"datasource\": {{\"uid\": \"{}\"}}, \"targets\": [{{\"expr\": \"histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{{app=\\\"{app}\\\"}}[5m])) by (le))\", \"refId\": \"A\"}}]}},", self.rng.string(ALNUM, 9)));
+            i += 1;
+        }
+        f.push("      {\"id\": -1}\n    ]\n  }\n}");
+        self.c.add(format!("{dir}/dashboard-{app}.json"), f);
+    }
+}
+
 /// Generates a corpus with `apps` applications (each adds ~30 files).
 pub fn generate(seed: u64, apps: usize) -> Corpus {
+    generate_with_bulk(seed, apps, 0)
+}
+
+/// Like [`generate`], plus about `bulk_kib` KiB of clean bulk files per app.
+pub fn generate_with_bulk(seed: u64, apps: usize, bulk_kib: usize) -> Corpus {
     let mut g = Gen {
         rng: Rng::new(seed),
         c: Corpus::default(),
@@ -854,6 +882,9 @@ pub fn generate(seed: u64, apps: usize) -> Corpus {
             g.argo_app(&format!("argocd/{env}"), &app);
         }
         g.decoys(&format!("apps/{app}/safe"), &app, n);
+        if bulk_kib > 0 {
+            g.bulk(&format!("rendered/{app}"), &app, bulk_kib);
+        }
     }
     g.c
 }
