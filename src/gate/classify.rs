@@ -170,6 +170,8 @@ const NON_CREDENTIAL_SUFFIXES: &[&str] = &[
 
 /// Keys that are never credentials even though they contain a word that is.
 const NON_CREDENTIAL_KEYS: &[&str] = &[
+    "publishablekey",
+    "stripepublishablekey",
     "automountserviceaccounttoken",
     "serviceaccounttoken",
     "imagepullsecrets",
@@ -246,7 +248,7 @@ pub fn normalise_key(key: &str) -> String {
 /// Classifies a key name.
 pub fn classify_key(key: &str) -> KeyClass {
     let k = normalise_key(key);
-    if k.is_empty() || NON_CREDENTIAL_KEYS.contains(&k.as_str()) {
+    if k.is_empty() || NON_CREDENTIAL_KEYS.contains(&k.as_str()) || k.contains("publishable") {
         return KeyClass::None;
     }
     if NON_CREDENTIAL_SUFFIXES.iter().any(|s| k.ends_with(s)) {
@@ -329,6 +331,10 @@ static PLACEHOLDER_RE: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?:your|insert|enter|put|add|fill|my)[-_ .]?.*(?:here|password|passwd|token|key|secret|value|pass)",
         r"|(?:some|test|fake|mock|foo|bar)[-_]?(?:password|passwd|token|secret|key|value|pass)",
         r"|(?:change|replace|update|set)[-_ .]?(?:me|it|this)(?:[-_ .].*)?",
+        r"|%[A-Za-z_][A-Za-z0-9_.]*%",             // %VAR% (Windows, Octopus)
+        r"|\{[A-Za-z_][A-Za-z0-9_.:\-]*\}",       // {password}, {env:X}
+        r"|__[A-Za-z0-9_]+__|@@[A-Za-z0-9_]+@@",   // __TOKEN__ substitution markers
+        r"|\[\[.*\]\]",                            // [[ .Env.X ]]
         r"|[*]+|[x]+|[.]+|[-]+|[_]+|[#]+|[0]+|[?]+",
         r")$"
     ))
@@ -361,6 +367,9 @@ static REFERENCE_PREFIXES: &[&str] = &[
     "env://",
     "k8s://",
     "secretref:",
+    "@microsoft.keyvault(",
+    "pk_live_",
+    "pk_test_",
 ];
 
 /// Whether `v` is a placeholder, a template, a reference to a secret stored
@@ -433,6 +442,17 @@ pub fn is_non_secret_literal(v: &str) -> bool {
     static ENV_NAME: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$").expect("env regex"));
     if ENV_NAME.is_match(t) {
+        return true;
+    }
+    // A Kubernetes object name that names a secret (`app-api-key`,
+    // `db-credentials`): a reference, not the value.
+    static K8S_NAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:[-.][a-z0-9]+)+$").expect("k8s name regex"));
+    if K8S_NAME.is_match(t)
+        && ["secret", "key", "token", "cred", "password", "tls", "auth"]
+            .iter()
+            .any(|w| t.contains(w))
+    {
         return true;
     }
     // Prose: three or more words of letters (descriptions, help texts).

@@ -261,3 +261,80 @@ fn fingerprints_ignore_line_moves_but_not_values() {
     assert_eq!(a.findings[0].fingerprint, b.findings[0].fingerprint);
     assert_ne!(a.findings[0].fingerprint, c.findings[0].fingerprint);
 }
+
+#[test]
+fn credentials_in_common_config_and_script_formats() {
+    let cases: &[(&str, &str, usize)] = &[
+        (
+            "terraform.tfvars",
+            "region = \"eu-west-1\"\ndb_password = \"Tr0ub4dor-and-3\"\n",
+            2,
+        ),
+        (
+            "settings.py",
+            "X = 1\nDATABASES = {'default': {'PASSWORD': 'Winter-river-Orange50'}}\n",
+            2,
+        ),
+        (
+            "wp-config.php",
+            "<?php\ndefine('DB_PASSWORD', 'Wp-Pa55word-Here');\n",
+            2,
+        ),
+        (
+            "settings.xml",
+            "<server>\n<password>Nx-Depl0y-2024</password></server>\n",
+            2,
+        ),
+        (
+            "ci.yml",
+            "steps:\n  - run: curl -u admin:Zx9Lm2Qw7Er4 https://nexus.example.com\n",
+            2,
+        ),
+        (
+            "ci.sh",
+            "set -e\ndocker login -u ci -p Dock3r-L0gin-Pw registry.example.com\n",
+            2,
+        ),
+        (
+            ".npmrc",
+            "x=1\n//npm.internal/:_authToken=3f9a0c2e-5b7d-4c1e-9f8a-2b6d4e8c0a1f\n",
+            2,
+        ),
+        (
+            "Dockerfile",
+            "FROM alpine\nENV API_TOKEN=Dockerf1le-T0ken-Value\n",
+            2,
+        ),
+        (
+            "credentials",
+            "[default]\naws_secret_access_key = k9Xq2Lr7Tb4Wn8Vz1Mc5Hy3Gd6Fs0Ja2Pe7Qo4Ru\n",
+            2,
+        ),
+    ];
+    for (path, text, line) in cases {
+        let r = scan(path, text);
+        assert_eq!(
+            r.findings.iter().map(|f| f.line).collect::<Vec<_>>(),
+            [*line],
+            "{path}: {r:#?}"
+        );
+    }
+}
+
+#[test]
+fn references_and_indirections_in_manifests_are_accepted() {
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  DB_PASSWORD_FILE: /run/secrets/db\n  password_hash: $2y$10$abcdefghijklmnopqrstuv1234567890ABCDEFGHIJKLMNO\n  TOKEN_ENDPOINT: https://auth.example.com/token\n  API_KEY_SECRET: app-api-key\n  token: \"<TOKEN>\"\n  apiToken: \"${API_TOKEN:-}\"\n  clientSecret: \"#{CLIENT_SECRET}#\"\n  dbPassword: '%DB_PASSWORD%'\n  secret: \"@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/db)\"\n  pw: \"{env:DB_PW}\"\n  mail: \"{cipher}AQA9f8e7d6c5b4a3\"\n";
+    assert!(scan("cm.yaml", cm).findings.is_empty());
+    let env = "SESSION_SECRET=${SESSION_SECRET}\nDATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app\nJWT_SECRET=\nSTRIPE_PUBLISHABLE_KEY=pk_live_51H8xAbCdEfGhIjKlMnOpQrStUvWxYz\nTOKEN_TTL=3600\n";
+    assert!(
+        scan(".env", env).findings.is_empty(),
+        "{:#?}",
+        scan(".env", env)
+    );
+    let go = "var password = flag.String(\"password\", \"\", \"db password\")\nfunc f() { token := os.Getenv(\"TOKEN\") }\nAPI_KEY = os.environ[\"API_KEY\"]\n";
+    assert!(
+        scan("main.go", go).findings.is_empty(),
+        "{:#?}",
+        scan("main.go", go)
+    );
+}
