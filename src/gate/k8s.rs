@@ -861,7 +861,10 @@ impl Walker {
     }
 }
 
-/// Whether the file a kustomize generator reads is committed in clear.
+/// Whether the file a kustomize generator reads is committed in clear and
+/// not already reported on its own (a `.env` or properties file with a
+/// credential is reported where the value is; a raw `password.txt` can only
+/// be reported here).
 fn file_in_clear(ctx: &Ctx<'_>, file: &str) -> bool {
     let lower = file.to_ascii_lowercase();
     if lower.contains(".enc.") || lower.contains(".sops.") || lower.ends_with(".enc") {
@@ -873,7 +876,16 @@ fn file_in_clear(ctx: &Ctx<'_>, file: &str) -> bool {
     match std::fs::read(dir.join(file)) {
         Ok(bytes) => {
             let t = String::from_utf8_lossy(&bytes);
-            !(t.contains("sops_mac=") || t.contains("\nsops:") || t.contains("\"sops\":"))
+            if t.trim().is_empty()
+                || t.contains("sops_mac=")
+                || t.contains("\nsops:")
+                || t.contains("\"sops\":")
+            {
+                return false;
+            }
+            super::check_file(file, &bytes, &super::Options::default())
+                .findings
+                .is_empty()
         }
         // Not committed next to the kustomization (generated in CI): nothing
         // in clear here.

@@ -365,8 +365,8 @@ impl Gen {
         f.push(format!("namespace: {app}\nresources:\n- ../../base\nsecretGenerator:\n- name: {app}-db\n  literals:\n  - username=app"));
         let pw = self.password();
         f.plant("kustomize-literal", format!("  - password={pw}"));
-        f.push("  envs:");
-        f.plant("kustomize-envs", "  - secrets.env");
+        f.push("  envs:\n  - secrets.env\n- name: {app}-api\n  files:".replace("{app}", app));
+        f.plant("kustomize-files", "  - token=api-token.txt");
         f.push("configMapGenerator:\n- name: settings\n  literals:\n  - LOG_LEVEL=debug");
         self.c.add(format!("{dir}/kustomization.yaml"), f);
         let mut e = File::new();
@@ -374,6 +374,10 @@ impl Gen {
         e.plant("dotenv", format!("DB_PASSWORD={pw2}"));
         e.push("DB_HOST=db");
         self.c.add(format!("{dir}/secrets.env"), e);
+        let mut t = File::new();
+        let tok = self.password();
+        t.push(tok);
+        self.c.add(format!("{dir}/api-token.txt"), t);
     }
 
     fn deployment(&mut self, dir: &str, app: &str, i: usize) {
