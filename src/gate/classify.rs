@@ -144,6 +144,14 @@ const NON_CREDENTIAL_SUFFIXES: &[&str] = &[
     "login",
     "email",
     "secrets",
+    "seconds",
+    "secs",
+    "minutes",
+    "mins",
+    "hours",
+    "days",
+    "millis",
+    "ms",
     "namespace",
     "namespaces",
     "group",
@@ -503,7 +511,12 @@ pub fn entropy(s: &str) -> f64 {
 pub fn looks_random(v: &str) -> bool {
     let t = v.trim();
     let len = t.len();
-    if !(12..=1024).contains(&len) || t.contains(' ') || is_indirection(t) || is_uuid(t) {
+    if !(12..=1024).contains(&len)
+        || t.contains(' ')
+        || is_indirection(t)
+        || is_uuid(t)
+        || is_non_secret_literal(t)
+    {
         return false;
     }
     let h = entropy(t);

@@ -381,7 +381,31 @@ pub fn url_credentials(s: &str) -> Vec<Hit> {
             || p.starts_with('%')
             || (p.starts_with('{') && p.ends_with('}'))
             || p.chars().all(|c| c == '*' || c == 'x' || c == 'X')
-            || ["pass", "pwd", "pw", "passwd", "secret", "pass123"].contains(&p)
+            || [
+                "pass",
+                "pwd",
+                "pw",
+                "passwd",
+                "secret",
+                "pass123",
+                "admin",
+                "root",
+                "guest",
+                "test",
+                "user",
+                "foo",
+                "bar",
+                "p@ssw0rd",
+                "passw0rd",
+                "1234",
+                "12345",
+                "123456",
+                "mypassword",
+                "yourpassword",
+                "pa55word",
+                "s3cr3t",
+            ]
+            .contains(&p.to_ascii_lowercase().as_str())
         {
             continue;
         }
