@@ -253,8 +253,20 @@ pub fn normalise_key(key: &str) -> String {
         .collect()
 }
 
+/// Substrings without which no key classifies as credential-like; also
+/// used on whole files to skip the structural pass when nothing could fire.
+pub static KEY_HINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)pass|secret|token|key|cred|auth|salt|cookie|sig|seed|pwd|pw|conn|bearer|sasl")
+        .expect("key hint regex")
+});
+
 /// Classifies a key name.
 pub fn classify_key(key: &str) -> KeyClass {
+    // Fast path: most keys (`name`, `image`, `labels`) contain none of the
+    // words any class needs; one multi-substring search, no allocation.
+    if !KEY_HINT.is_match(key) {
+        return KeyClass::None;
+    }
     let k = normalise_key(key);
     if k.is_empty() || NON_CREDENTIAL_KEYS.contains(&k.as_str()) || k.contains("publishable") {
         return KeyClass::None;

@@ -112,6 +112,23 @@ fn is_values_file(path: &str) -> bool {
         && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
+/// Appends a key to a field path in place (see [`join`]).
+fn push_key(path: &mut String, key: &str) {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+    } else {
+        use std::fmt::Write;
+        let _ = write!(path, "[{key:?}]");
+    }
+}
+
 /// Joins a field path: `a.b`, or `a["tls.key"]` for keys with odd characters.
 pub fn join(path: &str, key: &str) -> String {
     let plain = !key.is_empty()
@@ -249,27 +266,50 @@ impl Walker {
         o: &Option<ObjectRef>,
         rule: &'static str,
     ) {
+        let mut buf = field.to_owned();
+        self.walk_buf(ctx, node, &mut buf, key, o, rule);
+    }
+
+    /// The recursive walk; `field` is one buffer extended and truncated in
+    /// place, so visiting a node allocates no path string.
+    fn walk_buf(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        node: &Node,
+        field: &mut String,
+        key: Option<&str>,
+        o: &Option<ObjectRef>,
+        rule: &'static str,
+    ) {
         match &node.value {
             Value::Map(pairs) => {
+                let at_metadata = field.ends_with("metadata");
+                let at_root = field.is_empty();
                 for (k, v) in pairs {
                     let Some(kk) = k.as_str() else { continue };
                     if REFERENCE_KEYS.contains(&kk) {
                         continue;
                     }
-                    let f = join(field, kk);
+                    let len = field.len();
+                    push_key(field, kk);
                     if kk == "env" && matches!(v.value, Value::Seq(_)) {
-                        self.env_list(ctx, v, &f, o);
-                    } else if kk == "annotations" && field.ends_with("metadata") {
-                        self.annotations_at(ctx, v, &f, o);
-                    } else if kk == "metadata" && field.is_empty() {
+                        self.env_list(ctx, v, field, o);
+                    } else if kk == "annotations" && at_metadata {
+                        self.annotations_at(ctx, v, field, o);
+                    } else if kk == "metadata" && at_root {
                     } else {
-                        self.walk(ctx, v, &f, Some(kk), o, rule);
+                        self.walk_buf(ctx, v, field, Some(kk), o, rule);
                     }
+                    field.truncate(len);
                 }
             }
             Value::Seq(items) => {
                 for (i, it) in items.iter().enumerate() {
-                    self.walk(ctx, it, &format!("{field}[{i}]"), key, o, rule);
+                    let len = field.len();
+                    use std::fmt::Write;
+                    let _ = write!(field, "[{i}]");
+                    self.walk_buf(ctx, it, field, key, o, rule);
+                    field.truncate(len);
                 }
             }
             Value::Scalar(s, style) => self.value(ctx, node, s, *style, field, key, o, rule),
@@ -301,6 +341,17 @@ impl Walker {
     ) {
         if s.trim().contains('\n') {
             self.embedded(ctx, node, s, style, field, o, rule);
+            return;
+        }
+        // Fast path for the common case: nothing any rule below could use.
+        if !self.may
+            && !self.has_aws_id
+            && s.len() < 60
+            && !s.contains('=')
+            && !s.contains(" -")
+            && !s.contains('\'')
+            && key.is_none_or(|k| classify::classify_key(k) == KeyClass::None)
+        {
             return;
         }
         let q = usize::from(style == Style::Quoted);

@@ -20,9 +20,9 @@ const MAX_NODES: usize = 2_000_000;
 
 /// One YAML node with the position (1-based line and column) where it starts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     /// What the node holds.
-    pub value: Value,
+    pub value: Value<'a>,
     /// 1-based line of the node's first character (0 when not from text).
     pub line: usize,
     /// 1-based column of the node's first character.
@@ -31,13 +31,13 @@ pub struct Node {
 
 /// Node content.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// A scalar with its style (block scalars start on the next line).
-    Scalar(String, Style),
+    Scalar(Cow<'a, str>, Style),
     /// A mapping; pairs kept in order, duplicates included.
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Node<'a>, Node<'a>)>),
     /// A sequence.
-    Seq(Vec<Node>),
+    Seq(Vec<Node<'a>>),
     /// An alias (`*x`); never followed, so aliases cannot multiply work.
     Alias,
 }
@@ -65,17 +65,17 @@ pub struct ParseError {
     pub reason: String,
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// The scalar text, if this is a scalar.
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            Value::Scalar(s, _) => Some(s),
+            Value::Scalar(s, _) => Some(s.as_ref()),
             _ => None,
         }
     }
 
     /// Looks up a mapping key (first occurrence).
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         match &self.value {
             Value::Map(pairs) => pairs
                 .iter()
@@ -86,7 +86,7 @@ impl Node {
     }
 
     /// The mapping pairs, or an empty slice.
-    pub fn pairs(&self) -> &[(Node, Node)] {
+    pub fn pairs(&self) -> &[(Node<'a>, Node<'a>)] {
         match &self.value {
             Value::Map(p) => p,
             _ => &[],
@@ -94,7 +94,7 @@ impl Node {
     }
 
     /// The sequence items, or an empty slice.
-    pub fn items(&self) -> &[Node] {
+    pub fn items(&self) -> &[Node<'a>] {
         match &self.value {
             Value::Seq(s) => s,
             _ => &[],
@@ -102,21 +102,21 @@ impl Node {
     }
 
     /// Follows a dotted path of mapping keys.
-    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+    pub fn at(&self, path: &[&str]) -> Option<&Node<'a>> {
         path.iter().try_fold(self, |n, k| n.get(k))
     }
 
     /// Builds a node tree from an already-parsed JSON value (the admission
     /// webhook and the reconcile loop hand us objects, not text). Positions
     /// are 0: there is no file.
-    pub fn from_json(v: &serde_json::Value) -> Node {
+    pub fn from_json(v: &serde_json::Value) -> Node<'static> {
         // Iterative conversion would be overkill: serde_json itself limits
         // nesting to 128 when parsing, so recursion depth is bounded.
         let value = match v {
-            serde_json::Value::Null => Value::Scalar(String::new(), Style::Plain),
-            serde_json::Value::Bool(b) => Value::Scalar(b.to_string(), Style::Plain),
-            serde_json::Value::Number(n) => Value::Scalar(n.to_string(), Style::Plain),
-            serde_json::Value::String(s) => Value::Scalar(s.clone(), Style::Quoted),
+            serde_json::Value::Null => Value::Scalar(Cow::Borrowed(""), Style::Plain),
+            serde_json::Value::Bool(b) => Value::Scalar(Cow::Owned(b.to_string()), Style::Plain),
+            serde_json::Value::Number(n) => Value::Scalar(Cow::Owned(n.to_string()), Style::Plain),
+            serde_json::Value::String(s) => Value::Scalar(Cow::Owned(s.clone()), Style::Quoted),
             serde_json::Value::Array(a) => Value::Seq(a.iter().map(Node::from_json).collect()),
             serde_json::Value::Object(o) => Value::Map(
                 o.iter()
@@ -131,28 +131,28 @@ impl Node {
         }
     }
 
-    fn scalar(s: String) -> Node {
+    fn scalar(s: String) -> Node<'static> {
         Node {
-            value: Value::Scalar(s, Style::Quoted),
+            value: Value::Scalar(Cow::Owned(s), Style::Quoted),
             line: 0,
             col: 0,
         }
     }
 }
 
-enum Frame {
-    Map(Node, Vec<(Node, Node)>, Option<Node>),
-    Seq(Node, Vec<Node>),
+enum Frame<'a> {
+    Map(Node<'a>, Vec<(Node<'a>, Node<'a>)>, Option<Node<'a>>),
+    Seq(Node<'a>, Vec<Node<'a>>),
 }
 
 /// Parses every document of a YAML (or JSON) stream.
 ///
 /// Empty documents are skipped. Errors carry the parser's position so the
 /// caller can report `scan/unparseable` with a line.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, ParseError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
+    let mut stack: Vec<Frame<'_>> = Vec::new();
     let mut nodes = 0usize;
     while let Some(ev) = parser.next_event() {
         let (event, span) = ev.map_err(|e| ParseError {
@@ -163,7 +163,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
         let line = span.start.line();
         let col = span.start.col() + 1;
         let mk = |value| Node { value, line, col };
-        let complete: Option<Node> = match event {
+        let complete: Option<Node<'_>> = match event {
             Event::MappingStart(..) => {
                 stack.push(Frame::Map(mk(Value::Alias), Vec::new(), None));
                 None
@@ -192,7 +192,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
                     ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
                     _ => Style::Block,
                 };
-                Some(mk(Value::Scalar(Cow::into_owned(v), st)))
+                Some(mk(Value::Scalar(v, st)))
             }
             Event::Alias(_) => Some(mk(Value::Alias)),
             _ => None,
@@ -229,7 +229,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     Ok(docs)
 }
 
-fn is_empty_doc(n: &Node) -> bool {
+fn is_empty_doc(n: &Node<'_>) -> bool {
     matches!(&n.value, Value::Scalar(s, Style::Plain) if s.is_empty() || s == "~" || s == "null")
 }
 
