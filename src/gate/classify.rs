@@ -449,7 +449,15 @@ pub fn is_non_secret_literal(v: &str) -> bool {
         || t.starts_with("~/")
         || t.starts_with("C:\\")
     {
-        return !t.contains(' ');
+        // Base64 can start with `/`: a long segment mixing upper case, lower
+        // case and digits is random data, not a directory name.
+        let random_segment = t.split(['/', '\\']).any(|seg| {
+            seg.len() >= 12
+                && seg.bytes().any(|b| b.is_ascii_uppercase())
+                && seg.bytes().any(|b| b.is_ascii_lowercase())
+                && seg.bytes().any(|b| b.is_ascii_digit())
+        });
+        return !t.contains(' ') && !random_segment;
     }
     static REL_PATH: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^[a-z0-9_.\-]+(?:/[a-z0-9_.\-]+)+/?$").expect("path regex"));

@@ -338,3 +338,12 @@ fn references_and_indirections_in_manifests_are_accepted() {
         scan("main.go", go)
     );
 }
+
+#[test]
+fn base64_starting_with_a_slash_is_not_a_path() {
+    let r = scan(
+        "app.yml",
+        "signing_key: /fYLsKQEJwz79ril9YYhFxJxrc/zKphsJ8wmkn87rY93\nstatic_dir: /var/www/static\npassword_file: /run/secrets/db\n",
+    );
+    assert_eq!(rules_of(&r), ["generic/credential-literal"], "{r:#?}");
+}
