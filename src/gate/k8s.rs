@@ -89,6 +89,8 @@ pub fn scan_documents(ctx: &mut Ctx<'_>, docs: &[Node], text: &str) {
         has_aws_id,
         values_file,
         may,
+        secret_map: false,
+        force_strong: false,
     };
     for doc in docs {
         if sops::has_metadata(doc) {
@@ -147,6 +149,30 @@ struct Walker {
     values_file: bool,
     /// Whether any context-free detector can match anywhere in the file.
     may: bool,
+    /// The map being walked sits under a key that holds secrets by name
+    /// (`secrets:`, `credentials:`, `secretEnv:`).
+    secret_map: bool,
+    /// The scalar being checked is a direct child of such a map.
+    force_strong: bool,
+}
+
+/// Keys whose map values are credentials whatever the child keys are called
+/// (`secrets: {SENTRY_DSN: …}` in Helm values).
+fn is_secret_container(key: &str) -> bool {
+    matches!(
+        classify::normalise_key(key).as_str(),
+        "secrets"
+            | "secret"
+            | "credentials"
+            | "creds"
+            | "secretenv"
+            | "secretenvvars"
+            | "extrasecretenvvars"
+            | "secretdata"
+            | "envsecrets"
+            | "sensitive"
+            | "secretvalues"
+    )
 }
 
 fn object_ref(doc: &Node) -> Option<ObjectRef> {
@@ -285,11 +311,16 @@ impl Walker {
             Value::Map(pairs) => {
                 let at_metadata = field.ends_with("metadata");
                 let at_root = field.is_empty();
+                let container = self.secret_map;
                 for (k, v) in pairs {
                     let Some(kk) = k.as_str() else { continue };
                     if REFERENCE_KEYS.contains(&kk) {
                         continue;
                     }
+                    let prev = self.secret_map;
+                    self.secret_map = matches!(v.value, Value::Map(_)) && is_secret_container(kk);
+                    self.force_strong =
+                        container && matches!(v.value, Value::Scalar(..)) && !identity_key(kk);
                     let len = field.len();
                     push_key(field, kk);
                     if kk == "env" && matches!(v.value, Value::Seq(_)) {
@@ -301,6 +332,8 @@ impl Walker {
                         self.walk_buf(ctx, v, field, Some(kk), o, rule);
                     }
                     field.truncate(len);
+                    self.secret_map = prev;
+                    self.force_strong = false;
                 }
             }
             Value::Seq(items) => {
@@ -345,6 +378,7 @@ impl Walker {
         }
         // Fast path for the common case: nothing any rule below could use.
         if !self.may
+            && !self.force_strong
             && !self.has_aws_id
             && s.len() < 60
             && !s.contains('=')
@@ -389,6 +423,15 @@ impl Walker {
         if let Some(k) = key {
             text::check_assignment(ctx, Mode::Embedded(rule), k, s, &site, self.has_aws_id);
             if classify::classify_key(k) != KeyClass::None {
+                return;
+            }
+            if self.force_strong && classify::is_literal_credential(s) {
+                ctx.emit(
+                    rule,
+                    &site,
+                    s,
+                    format!("`{k}` in a map of secrets is a literal value"),
+                );
                 return;
             }
         }

@@ -347,3 +347,21 @@ fn base64_starting_with_a_slash_is_not_a_path() {
     );
     assert_eq!(rules_of(&r), ["generic/credential-literal"], "{r:#?}");
 }
+
+#[test]
+fn maps_of_secrets_and_netrc() {
+    let r = scan(
+        "values.yaml",
+        "secrets:\n  SENTRY_DSN_KEY_X: Zq8wL3pR9tK2mB7vX4cY\n  sentry: Winter-river-Orange50\n  username: app\n  external: true\nimage:\n  tag: v1.2.3\n",
+    );
+    assert_eq!(
+        r.findings.iter().map(|f| f.line).collect::<Vec<_>>(),
+        [2, 3],
+        "{r:#?}"
+    );
+    let r = scan(
+        ".netrc",
+        "machine api.example.com login ci password Winter-river-Orange50\n",
+    );
+    assert_eq!(r.findings.len(), 1, "{r:#?}");
+}

@@ -329,7 +329,8 @@ static CLI_SECRET: LazyLock<Regex> = LazyLock::new(|| {
         r#"(?:\bcurl\b.*?\s(?:-u|--user)\s+["']?[^:\s"']+:([^\s"'@]+)"#,
         r#"|\blogin\b.*?\s-p\s+["']?([^\s"']+)"#,
         r#"|\bmysql(?:dump|admin)?\b.*?\s-p["']?([^\s"'-][^\s"']*)"#,
-        r#"|:_(?:authToken|auth|password)\s*=\s*["']?([^\s"']+))"#,
+        r#"|:_(?:authToken|auth|password)\s*=\s*["']?([^\s"']+)"#,
+        r#"|\bmachine\s+\S+.*?\bpassword\s+([^\s"']+))"#,
     ))
     .expect("cli secret regex")
 });
@@ -349,7 +350,7 @@ fn quoted_pair(line: &str) -> Option<Assignment<'_>> {
 
 fn flag_or_inline(line: &str) -> Option<Assignment<'_>> {
     if let Some(c) = CLI_SECRET.captures(line)
-        && let Some(v) = (1..=4).find_map(|i| c.get(i))
+        && let Some(v) = (1..=5).find_map(|i| c.get(i))
     {
         return Some(Assignment {
             key: "password",
