@@ -268,7 +268,12 @@ pub fn classify_key(key: &str) -> KeyClass {
         return KeyClass::None;
     }
     let k = normalise_key(key);
-    if k.is_empty() || NON_CREDENTIAL_KEYS.contains(&k.as_str()) || k.contains("publishable") {
+    if k.is_empty()
+        || NON_CREDENTIAL_KEYS.contains(&k.as_str())
+        || k.contains("publishable")
+        || k.contains("public")
+        || k.contains("fingerprint")
+    {
         return KeyClass::None;
     }
     if NON_CREDENTIAL_SUFFIXES.iter().any(|s| k.ends_with(s)) {
@@ -542,7 +547,9 @@ pub fn looks_random(v: &str) -> bool {
     let h = entropy(t);
     let hex = t.bytes().all(|b| b.is_ascii_hexdigit());
     if hex {
-        return len >= 20 && h >= 3.0;
+        // 40/64 hex characters are digests, git SHAs and PGP fingerprints
+        // far more often than keys; credential-named keys still catch keys.
+        return len >= 20 && h >= 3.0 && len != 40 && len != 64;
     }
     let b64 = t
         .bytes()
