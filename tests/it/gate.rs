@@ -147,6 +147,15 @@ proptest! {
         let _ = gate::yaml::parse_documents(&s);
     }
 
+    /// The config, baseline and `.sops.yaml` readers reject bad input with
+    /// an error, never a panic.
+    #[test]
+    fn config_baseline_and_sops_rules_never_panic(s in "\\PC{0,300}") {
+        let _ = gate::config::Config::parse(&s);
+        let _ = gate::baseline::Baseline::parse(&s);
+        let _ = gate::SopsRules::parse(&s);
+    }
+
     /// `check_file` never panics on arbitrary bytes under any file name kind.
     #[test]
     fn check_file_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600),
