@@ -350,7 +350,7 @@ static PLACEHOLDER_WORDS: &[&str] = &[
 static PLACEHOLDER_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?i)^(?:",
-        r"\$[A-Za-z_][A-Za-z0-9_]*",             // $VAR
+        r"\$[A-Za-z_][A-Za-z0-9_.:\-]*",         // $VAR, Argo CD $secret:key refs
         r"|<[^<>]*>",                              // <your-token>, <path:...>
         r"|%\(?[A-Za-z_]*\)?s",                  // %s, %(name)s
         r"|(?:your|insert|enter|put|add|fill|my)[-_ .]?.*(?:here|password|passwd|token|key|secret|value|pass)",

@@ -91,6 +91,7 @@ pub fn scan_documents(ctx: &mut Ctx<'_>, docs: &[Node], text: &str) {
         may,
         secret_map: false,
         force_strong: false,
+        crypto_map: false,
     };
     for doc in docs {
         if sops::has_metadata(doc) {
@@ -110,8 +111,7 @@ fn is_values_file(path: &str) -> bool {
         .next()
         .unwrap_or(path)
         .to_ascii_lowercase();
-    (name.starts_with("values") || name.ends_with("-values.yaml") || name.ends_with("_values.yaml"))
-        && (name.ends_with(".yaml") || name.ends_with(".yml"))
+    name.contains("values") && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
 /// Appends a key to a field path in place (see [`join`]).
@@ -154,6 +154,30 @@ struct Walker {
     secret_map: bool,
     /// The scalar being checked is a direct child of such a map.
     force_strong: bool,
+    /// The map being walked sits under a key naming a cryptographic or API
+    /// context (`Jwt`, `signing`, `hmac`, `api`), where a child `key` is a
+    /// credential.
+    crypto_map: bool,
+}
+
+fn is_crypto_context(key: &str) -> bool {
+    let k = classify::normalise_key(key);
+    [
+        "jwt",
+        "signing",
+        "hmac",
+        "encryption",
+        "cipher",
+        "session",
+        "cookie",
+        "api",
+        "oauth",
+        "oidc",
+        "webhook",
+        "crypto",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// Keys whose map values are credentials whatever the child keys are called
@@ -312,15 +336,22 @@ impl Walker {
                 let at_metadata = field.ends_with("metadata");
                 let at_root = field.is_empty();
                 let container = self.secret_map;
+                let crypto = self.crypto_map;
                 for (k, v) in pairs {
                     let Some(kk) = k.as_str() else { continue };
                     if REFERENCE_KEYS.contains(&kk) {
                         continue;
                     }
                     let prev = self.secret_map;
-                    self.secret_map = matches!(v.value, Value::Map(_)) && is_secret_container(kk);
-                    self.force_strong =
-                        container && matches!(v.value, Value::Scalar(..)) && !identity_key(kk);
+                    let prev_crypto = self.crypto_map;
+                    let is_map = matches!(v.value, Value::Map(_));
+                    self.secret_map = is_map && is_secret_container(kk);
+                    self.crypto_map = is_map && is_crypto_context(kk);
+                    let scalar = matches!(v.value, Value::Scalar(..));
+                    self.force_strong = scalar
+                        && (container && !identity_key(kk)
+                            || crypto
+                                && matches!(classify::normalise_key(kk).as_str(), "key" | "value"));
                     let len = field.len();
                     push_key(field, kk);
                     if kk == "env" && matches!(v.value, Value::Seq(_)) {
@@ -333,6 +364,7 @@ impl Walker {
                     }
                     field.truncate(len);
                     self.secret_map = prev;
+                    self.crypto_map = prev_crypto;
                     self.force_strong = false;
                 }
             }
@@ -430,7 +462,9 @@ impl Walker {
                     rule,
                     &site,
                     s,
-                    format!("`{k}` in a map of secrets is a literal value"),
+                    format!(
+                        "`{k}` in a credential context (`secrets:`, `jwt:`…) is a literal value"
+                    ),
                 );
                 return;
             }

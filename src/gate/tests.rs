@@ -365,3 +365,33 @@ fn maps_of_secrets_and_netrc() {
     );
     assert_eq!(r.findings.len(), 1, "{r:#?}");
 }
+
+#[test]
+fn cli_set_flags_context_keys_and_argo_references() {
+    let r = scan(
+        "deploy.sh",
+        "helm upgrade app ./chart --set postgresql.auth.password=H3lm-Set-Pw\nkubectl create secret generic db --from-literal=password=Kubectl-Lit-Pw1\nPGPASSWORD=Pg-Env-Passw0rd psql -h db -U app\n",
+    );
+    assert_eq!(
+        r.findings
+            .iter()
+            .map(|f| (f.line, f.preview.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "…(11 chars)"),
+            (2, "Kube…(15 chars)"),
+            (3, "Pg-E…(15 chars)")
+        ],
+        "{r:#?}"
+    );
+    let r = scan(
+        "appsettings.json",
+        "{\"Jwt\": {\"Key\": \"c2VjcmV0LWtleS1mb3Itand0LXNpZ25pbmctMjAyNA==\", \"Issuer\": \"app\"}}",
+    );
+    assert_eq!(r.findings.len(), 1, "{r:#?}");
+    let r = scan(
+        "argocd-cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm}\ndata:\n  oidc.config: |\n    clientSecret: $oidc.okta.clientSecret\n",
+    );
+    assert!(r.findings.is_empty(), "{r:#?}");
+}

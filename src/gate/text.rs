@@ -242,7 +242,7 @@ static XML: LazyLock<Regex> = LazyLock::new(|| {
         .expect("xml regex")
 });
 static KV_INLINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:^|[;&?\s])((?:password|pwd|passwd|secret|token|api[_-]?key|access[_-]?key)[A-Za-z_]*)=([^;&\s'\x22]+)")
+    Regex::new(r"(?i)(?:^|[;&?\s.=])((?:password|pwd|passwd|secret|token|api[_-]?key|access[_-]?key)[A-Za-z_]*)=([^;&\s'\x22]+)")
         .expect("inline kv regex")
 });
 
@@ -302,7 +302,7 @@ pub fn assignment(line: &str, mode: Mode) -> Option<Assignment<'_>> {
         if sep.trim().is_empty() && !spaced_ok {
             return flag_or_inline(line);
         }
-        let (value, off) = clean_value(raw.as_str(), mode);
+        let (value, off) = clean_value(raw.as_str(), mode, sep);
         if let Some(v) = value {
             if classify::classify_key(k.as_str()) == KeyClass::None {
                 // `DATABASE_URL=…` is handled by the URL detector; look for an
@@ -382,7 +382,7 @@ fn flag_or_inline(line: &str) -> Option<Assignment<'_>> {
 
 /// Strips quotes, trailing commas and comments. Returns `None` for values
 /// that are code, not literals (function calls, variables) in code files.
-fn clean_value(raw: &str, mode: Mode) -> (Option<&str>, usize) {
+fn clean_value<'r>(raw: &'r str, mode: Mode, sep: &str) -> (Option<&'r str>, usize) {
     let lead = raw.len() - raw.trim_start().len();
     let r = raw.trim();
     if let Some(q) = r
@@ -400,7 +400,11 @@ fn clean_value(raw: &str, mode: Mode) -> (Option<&str>, usize) {
     if let Some(i) = v.find(" #") {
         v = &v[..i];
     }
-    let v = v.trim().trim_end_matches([',', ';']);
+    let mut v = v.trim().trim_end_matches([',', ';']);
+    if sep == "=" && mode != Mode::Dotenv {
+        // Shell-like `VAR=value command …`: the value ends at whitespace.
+        v = v.split_whitespace().next().unwrap_or("");
+    }
     let code_like = v.contains('(')
         || v.contains('[')
         || v.starts_with('[')
