@@ -395,3 +395,16 @@ fn cli_set_flags_context_keys_and_argo_references() {
     );
     assert!(r.findings.is_empty(), "{r:#?}");
 }
+
+#[test]
+fn env_pairs_in_unparseable_templates() {
+    let r = scan(
+        "templates/deployment.yaml",
+        "spec:\n  replicas: {{ .Values.replicas }}\n  template:\n    spec:\n      containers:\n      - name: app\n        env:\n        - name: DB_PASSWORD\n          value: \"Winter-river-Orange50\"\n        - name: API_TOKEN\n          value: {{ .Values.token | quote }}\n{{- if .Values.x }}\n",
+    );
+    assert_eq!(
+        r.findings.iter().map(|f| f.line).collect::<Vec<_>>(),
+        [9],
+        "{r:#?}"
+    );
+}

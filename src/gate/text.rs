@@ -93,7 +93,30 @@ pub fn scan_lines(
         return;
     }
     let sops_like = text.contains("ENC[AES256_GCM");
+    // `- name: DB_PASSWORD` followed by `value: …` (env lists in templates
+    // that did not parse): the name is the key of the value line.
+    let mut env_name: Option<(usize, &str)> = None;
     for (li, line) in text.lines().enumerate() {
+        if let Some(c) = ENV_NAME_LINE.captures(line) {
+            env_name = c.get(1).map(|m| (li, m.as_str()));
+        } else if let Some((nli, name)) = env_name
+            && li <= nli + 2
+            && let Some(c) = ENV_VALUE_LINE.captures(line)
+            && let Some(v) = c.get(1)
+        {
+            let raw = v.as_str().trim_end();
+            let val = raw.trim_matches(|ch| ch == '"' || ch == '\'');
+            let q = usize::from(raw.len() != val.len());
+            let (line_no, col) = map(li, v.start() + q);
+            let site = Site {
+                line: line_no,
+                col,
+                ..site.clone()
+            };
+            check_assignment(ctx, mode, name, val, &site, has_aws_id);
+            env_name = None;
+            continue;
+        }
         if skip.contains(&li) || covered.iter().any(|&(a, b)| li >= a && li <= b) {
             continue;
         }
@@ -226,6 +249,13 @@ pub static CRED_HINT: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("hint regex")
 });
+
+static ENV_NAME_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*-\s+name:\s*["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*$"#)
+        .expect("env name regex")
+});
+static ENV_VALUE_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s+value:\s*(\S.*)$").expect("env value regex"));
 
 static ASSIGN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
