@@ -280,11 +280,7 @@ impl FileKind {
         if lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json") {
             return FileKind::Yaml;
         }
-        if lower.ends_with(".md")
-            || lower.ends_with(".rst")
-            || lower.ends_with(".adoc")
-            || lower.ends_with(".txt") && !lower.contains("password") && !lower.contains("token")
-        {
+        if lower.ends_with(".md") || lower.ends_with(".rst") || lower.ends_with(".adoc") {
             return FileKind::Docs;
         }
         if !lower.contains('.')
