@@ -270,12 +270,13 @@ impl FileKind {
         let example = [".example", ".sample", ".template", ".dist", ".tmpl"]
             .iter()
             .any(|s| lower.ends_with(s) || lower.contains(&format!("{s}.")));
+        if example {
+            // Templates for humans (`.env.example`, `values.sample.yaml`):
+            // detectors only; their key=value pairs are placeholders.
+            return FileKind::Example;
+        }
         if lower == ".env" || lower.starts_with(".env.") || lower.ends_with(".env") {
-            return if example {
-                FileKind::Example
-            } else {
-                FileKind::Dotenv
-            };
+            return FileKind::Dotenv;
         }
         if lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json") {
             return FileKind::Yaml;
