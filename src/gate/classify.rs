@@ -429,7 +429,9 @@ pub fn is_indirection(v: &str) -> bool {
     if PLACEHOLDER_WORDS.contains(&squashed.as_str()) {
         return true;
     }
-    if lower.contains("xxxx") || lower.contains("****") || lower.contains("....") {
+    // Filler runs are typed in one case (`xxxx`, `XXXX`); a mixed-case run
+    // inside a random token is not a placeholder.
+    if t.contains("xxxx") || t.contains("XXXX") || t.contains("****") || t.contains("....") {
         return true;
     }
     PLACEHOLDER_RE.is_match(t)
