@@ -289,6 +289,13 @@ impl FileKind {
         {
             return FileKind::Yaml;
         }
+        // JSON without a .json name (`.dockerconfigjson`, `.eslintrc`): parse
+        // it; if it is not JSON after all, the line fallback still runs.
+        let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
+        let unknown_ext = ext.is_empty() || lower.starts_with('.') && !lower[1..].contains('.');
+        if unknown_ext && text.trim_start().starts_with('{') {
+            return FileKind::Yaml;
+        }
         FileKind::Other
     }
 }

@@ -408,3 +408,12 @@ fn env_pairs_in_unparseable_templates() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn json_without_a_json_name_is_parsed() {
+    let r = scan(
+        "ops/.dockerconfigjson",
+        "{\"auths\": {\"registry.example.com\": {\"auth\": \"Y2k6V2ludGVyLXJpdmVyLU9yYW5nZTUw\"}}}\n",
+    );
+    assert_eq!(rules_of(&r), ["k8s/dockerconfig-auth"], "{r:#?}");
+}
