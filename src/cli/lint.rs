@@ -660,8 +660,20 @@ fn render_sarif(findings: &[Finding]) -> String {
         .enumerate()
         .map(|(i, r)| (r.id, i))
         .collect();
-    let results: Vec<serde_json::Value> = findings
-        .iter()
+    // GitHub code scanning accepts at most 25,000 results per run; beyond
+    // that the upload is rejected, so cap and say so (errors first).
+    const SARIF_MAX_RESULTS: usize = 25_000;
+    let mut ordered: Vec<&Finding> = findings.iter().collect();
+    ordered.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    if ordered.len() > SARIF_MAX_RESULTS {
+        eprintln!(
+            "warning: SARIF output capped at {SARIF_MAX_RESULTS} of {} results (GitHub code scanning limit)",
+            ordered.len()
+        );
+        ordered.truncate(SARIF_MAX_RESULTS);
+    }
+    let results: Vec<serde_json::Value> = ordered
+        .into_iter()
         .map(|f| {
             let mut msg = f.message.clone();
             if let Some(o) = &f.object {
