@@ -2,13 +2,14 @@
 #
 #   make test   set-up (idempotent) + fmt + clippy + every test, real services
 #   make setup  install the pinned tools only (scripts/setup-dev)
+#   make demo-lint  generate a small labelled GitOps repo and lint it
 #
 # Why a Makefile and not a shell script: `make test` is what people type
 # first, and the targets document the parts without reading bash.
 
 CARGO ?= cargo
 
-.PHONY: test setup fmt-check clippy cargo-test
+.PHONY: test setup fmt-check clippy cargo-test demo-lint
 
 test: setup fmt-check clippy cargo-test
 
@@ -23,3 +24,12 @@ clippy:
 
 cargo-test:
 	$(CARGO) test --all-targets --locked
+
+# A two-application GitOps repository with planted secrets and decoys
+# (tests/support/corpus.rs), then `sealgate lint` on it. Exit 1 from lint is
+# the point of the demo (it found the planted secrets), so it is not an error.
+DEMO_DIR ?= /tmp/sealgate-demo
+demo-lint:
+	rm -rf $(DEMO_DIR)
+	$(CARGO) run --quiet --example gen_corpus -- $(DEMO_DIR)/repo 2
+	$(CARGO) run --quiet -- lint --no-config $(DEMO_DIR)/repo; test $$? -eq 1

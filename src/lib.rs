@@ -15,5 +15,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod gate;
 pub mod providers;
 pub mod secret;

@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod lint;
 mod logging;
 mod store;
 mod version;
@@ -85,6 +86,17 @@ pub struct Cli {
 /// Every subcommand the binary offers.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Refuse plaintext secrets: scan files, directories (parallel, honouring
+    /// .gitignore), stdin (`-`), the Git index (--staged) or changes since a
+    /// revision (--since).
+    ///
+    /// Examples:
+    ///   sealgate lint .
+    ///   sealgate lint --format sarif --output lint.sarif .
+    ///   sealgate lint --staged
+    ///   sealgate lint --since origin/main
+    ///   kubectl get secret -o yaml | sealgate lint --stdin-filename s.yaml -
+    Lint(Box<lint::LintArgs>),
     /// Print version, git commit and enabled features.
     ///
     /// Example: sealgate version --json
@@ -132,6 +144,7 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitStatus> {
     match command {
+        Command::Lint(args) => lint::run(&args),
         Command::Version(args) => version::run(&args),
         Command::Store(args) => store::run_store(args),
         Command::Get(args) => store::run_get(args),

@@ -8,5 +8,8 @@ mod support;
 
 mod cli;
 mod cluster;
+mod corpus;
 mod fixtures;
+mod gate;
+mod lint;
 mod providers;

@@ -14,6 +14,7 @@
 #![allow(dead_code)] // each test module uses a different subset
 
 pub mod cluster;
+pub mod corpus;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;
