@@ -2,6 +2,7 @@
 #
 #   make test   set-up (idempotent) + fmt + clippy + every test, real services
 #   make setup  install the pinned tools only (scripts/setup-dev)
+#   make demo   the main job on local defaults (today: demo-lint)
 #   make demo-lint  generate a small labelled GitOps repo and lint it
 #
 # Why a Makefile and not a shell script: `make test` is what people type
@@ -9,7 +10,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test setup fmt-check clippy cargo-test demo-lint
+.PHONY: test setup fmt-check clippy cargo-test demo demo-lint
 
 test: setup fmt-check clippy cargo-test
 
@@ -24,6 +25,10 @@ clippy:
 
 cargo-test:
 	$(CARGO) test --all-targets --locked
+
+# The README's "main job" command. It grows with the product: today the
+# gate is the capability that runs end to end without a cluster.
+demo: demo-lint
 
 # A two-application GitOps repository with planted secrets and decoys
 # (tests/support/corpus.rs), then `sealgate lint` on it. Exit 1 from lint is

@@ -69,8 +69,8 @@ impl Failure {
                         3 backend or cluster unavailable. See docs/cli.md."
 )]
 pub struct Cli {
-    /// Log output format. `auto` is human-readable on a terminal and JSON
-    /// otherwise is NOT assumed: `auto` means human unless `json` is asked.
+    /// Log output format: `auto` (human-readable, coloured on a terminal),
+    /// `human` (no colour) or `json` (one object per line).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "SEALGATE_LOG_FORMAT")]
     pub log_format: LogFormat,
 
