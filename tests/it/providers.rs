@@ -571,6 +571,113 @@ async fn aws_secrets_manager_values_versions_properties_and_batches() {
     assert_eq!(p.list(None, &tags).await.unwrap(), ["staging/db"]);
 }
 
+/// An HTTP proxy in front of moto that answers the first `fail` requests
+/// with an AWS error (`status`, `error_type`) and forwards the rest.
+/// Returns its endpoint and a request counter.
+async fn faulty_proxy(
+    moto: &Moto,
+    fail: usize,
+    status: u16,
+    error_type: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let upstream = moto.endpoint();
+    let client = reqwest::Client::new();
+    let counter = Arc::clone(&seen);
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (counter, client, upstream) = (Arc::clone(&counter), client.clone(), upstream.clone());
+        async move {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            if n < fail {
+                return axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .header("x-amzn-ErrorType", error_type)
+                    .body(axum::body::Body::from(format!(
+                        r#"{{"__type":"{error_type}","message":"injected by the test proxy"}}"#
+                    )))
+                    .unwrap();
+            }
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let url = format!(
+                "{upstream}{}",
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let mut fwd = client.request(parts.method, url).body(body);
+            for (k, v) in &parts.headers {
+                if k != "host" {
+                    fwd = fwd.header(k, v);
+                }
+            }
+            let resp = fwd.send().await.unwrap();
+            let mut out = axum::response::Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            out.body(axum::body::Body::from(resp.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn aws_throttling_and_5xx_are_retried_then_surfaced() {
+    use sealgate::providers::cache::{Frugal, FrugalConfig};
+    use std::sync::atomic::Ordering;
+
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("retry/me")
+        .secret_string("after-retries")
+        .send()
+        .await
+        .unwrap();
+    let via = |endpoint: String| AwsConfig {
+        endpoint: Some(endpoint),
+        ..aws_config(&moto)
+    };
+
+    // Two throttles, then moto answers: the SDK's standard retry recovers.
+    let (endpoint, seen) = faulty_proxy(&moto, 2, 400, "ThrottlingException").await;
+    let p = SecretsManagerProvider::connect(&via(endpoint)).await;
+    let got = p.fetch(&Reference::key("retry/me")).await.unwrap();
+    assert_eq!(bytes(&got.value), b"after-retries");
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+    // Always throttled: surfaced as Throttled after every layer retried
+    // (SDK: 3 attempts per call; Frugal: 2 calls).
+    let (endpoint, seen) = faulty_proxy(&moto, usize::MAX, 400, "ThrottlingException").await;
+    let cfg = FrugalConfig {
+        max_attempts: 2,
+        base_backoff: Duration::from_millis(10),
+        ..FrugalConfig::default()
+    };
+    let p = Frugal::new(
+        SecretsManagerProvider::connect(&via(endpoint)).await,
+        cfg.clone(),
+    );
+    let e = p.fetch(&Reference::key("retry/me")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Throttled { .. }), "{e}");
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
+    assert_eq!(p.counters().errors_of("throttled"), 2);
+
+    // Always failing with a 500: Unavailable.
+    let (endpoint, _) = faulty_proxy(&moto, usize::MAX, 500, "InternalServiceError").await;
+    let p = Frugal::new(SecretsManagerProvider::connect(&via(endpoint)).await, cfg);
+    let e = p.fetch(&Reference::key("retry/me")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+    assert!(e.is_retryable());
+}
+
 #[tokio::test]
 async fn aws_parameter_store_secure_strings_and_paths() {
     let moto = Moto::start();
