@@ -16,3 +16,4 @@
 
 pub mod cli;
 pub mod secret;
+pub mod sops;

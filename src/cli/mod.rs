@@ -8,6 +8,7 @@
 //! Subcommands are added only when the capability behind them works.
 
 mod logging;
+pub mod sops;
 mod version;
 
 use std::process::ExitCode;
@@ -88,6 +89,30 @@ pub enum Command {
     ///
     /// Example: sealgate version --json
     Version(version::VersionArgs),
+    /// Encrypt a file sops-compatibly (age recipients, .sops.yaml rules).
+    ///
+    /// Example: sealgate encrypt --age age1... -i secrets.yaml
+    Encrypt(sops::EncryptArgs),
+    /// Decrypt a sops file (MAC verified) to stdout, a file or in place.
+    ///
+    /// Example: sealgate decrypt secrets.yaml
+    Decrypt(sops::DecryptArgs),
+    /// Edit a sops file in $EDITOR, keeping its data key.
+    ///
+    /// Example: sealgate edit secrets.yaml
+    Edit(sops::EditArgs),
+    /// Re-wrap a file's data key for the recipients in .sops.yaml.
+    ///
+    /// Example: sealgate updatekeys -y secrets.yaml
+    Updatekeys(sops::UpdateKeysArgs),
+    /// Draw a new data key and re-encrypt every value.
+    ///
+    /// Example: sealgate rotate -i secrets.yaml
+    Rotate(sops::RotateArgs),
+    /// Report whether a file is sops-encrypted, as JSON.
+    ///
+    /// Example: sealgate filestatus secrets.yaml
+    Filestatus(sops::FileStatusArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -125,5 +150,11 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Version(args) => version::run(&args),
+        Command::Encrypt(args) => sops::encrypt(&args),
+        Command::Decrypt(args) => sops::decrypt(&args),
+        Command::Edit(args) => sops::edit(&args),
+        Command::Updatekeys(args) => sops::updatekeys(&args),
+        Command::Rotate(args) => sops::rotate(&args),
+        Command::Filestatus(args) => sops::filestatus(&args),
     }
 }
