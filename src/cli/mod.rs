@@ -141,7 +141,12 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<Failure>()
                 .map_or(ExitStatus::UsageOrInput, |f| f.status);
             tracing::debug!(exit = status as u8, "command failed");
-            eprintln!("error: {e:#}");
+            // A Failure already renders its whole chain; printing the
+            // anyhow chain on top would repeat it.
+            match e.downcast_ref::<Failure>() {
+                Some(f) => eprintln!("error: {f}"),
+                None => eprintln!("error: {e:#}"),
+            }
             status.into()
         }
     }

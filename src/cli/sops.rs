@@ -481,7 +481,9 @@ pub fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
         Some(expr) => {
             let v = engine::extract(&d.branches, expr).map_err(|e| fail(e, &name))?;
             match v {
-                engine::Value::Map(items) => engine::formats::emit_plain(output, std::slice::from_ref(items)),
+                engine::Value::Map(items) => {
+                    engine::formats::emit_plain(output, std::slice::from_ref(items))
+                }
                 engine::Value::List(_) => engine::formats::json::emit(&vec![engine::Item::Pair(
                     "value".into(),
                     v.clone(),

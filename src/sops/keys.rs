@@ -383,7 +383,10 @@ mod tests {
         let enc = entry.field("enc").unwrap();
         assert!(enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
         assert!(enc.ends_with("-----END AGE ENCRYPTED FILE-----\n"));
-        assert_eq!(ring.unwrap_group(std::slice::from_ref(&entry)).unwrap(), Some(key));
+        assert_eq!(
+            ring.unwrap_group(std::slice::from_ref(&entry)).unwrap(),
+            Some(key)
+        );
         // Without identities nothing opens, and that is not an error.
         assert_eq!(
             Keyring::age(AgeIdentities::default())

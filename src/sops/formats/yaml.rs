@@ -731,9 +731,10 @@ fn emit_comment(c: &SecretString, ind: usize, out: &mut String) {
     out.push('\n');
 }
 
-/// Map items at column `ind`. `first_inline`: the first line is already
-/// positioned (after `- `).
-fn emit_map(items: &[Item], ind: usize, mut first_inline: bool, out: &mut String) {
+/// Map items with keys at column `ind` and nested values at `child` (go-yaml
+/// indents children of a map inside a list item from the dash, not the
+/// key). `first_inline`: the first line is already positioned (after `- `).
+fn emit_map(items: &[Item], ind: usize, child: usize, mut first_inline: bool, out: &mut String) {
     for item in items {
         match item {
             Item::Comment(c) => {
@@ -755,17 +756,17 @@ fn emit_map(items: &[Item], ind: usize, mut first_inline: bool, out: &mut String
                 match v {
                     Value::Map(m) if is_block(v) => {
                         out.push('\n');
-                        emit_map(m, ind + INDENT, false, out);
+                        emit_map(m, child, child + INDENT, false, out);
                     }
                     Value::List(l) if is_block(v) => {
                         out.push('\n');
-                        emit_list(l, ind + INDENT, out);
+                        emit_list(l, child, out);
                     }
                     _ => {
                         out.push(' ');
-                        emit_scalar(v, ind + INDENT, out);
+                        emit_scalar(v, child, out);
                         out.push('\n');
-                        emit_trailing_comments(v, ind + INDENT, out);
+                        emit_trailing_comments(v, child, out);
                     }
                 }
             }
@@ -799,7 +800,7 @@ fn emit_list(items: &[Value], ind: usize, out: &mut String) {
         pad(out, ind);
         out.push_str("- ");
         match v {
-            Value::Map(m) if is_block(v) => emit_map(m, ind + 2, true, out),
+            Value::Map(m) if is_block(v) => emit_map(m, ind + 2, ind + INDENT, true, out),
             Value::List(l) if is_block(v) => {
                 // Nested list: first element on the dash line.
                 let mut nested = String::new();
@@ -831,7 +832,7 @@ pub fn emit(docs: &[Branch]) -> Result<String, SopsError> {
             }
             continue;
         }
-        emit_map(d, 0, false, &mut out);
+        emit_map(d, 0, INDENT, false, &mut out);
     }
     Ok(out)
 }
