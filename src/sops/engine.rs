@@ -581,3 +581,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod quorum_tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::sops::keys::{AgeIdentities, Keyring};
+
+    fn ring_with(ids: &[&age::x25519::Identity]) -> Keyring {
+        let mut set = AgeIdentities::default();
+        for id in ids {
+            let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_owned();
+            set.add_text(&SecretString::new(text), "test").unwrap();
+        }
+        Keyring::age(set)
+    }
+
+    /// A 2-of-3 file whose third group holds only a key type we do not
+    /// speak (pgp) still opens with two age groups, and not with one.
+    #[test]
+    fn any_quorum_we_can_open_suffices() {
+        let a = age::x25519::Identity::generate();
+        let b = age::x25519::Identity::generate();
+        let groups = vec![
+            vec![Recipient::age(a.to_public().to_string())],
+            vec![Recipient::age(b.to_public().to_string())],
+            vec![Recipient::age(
+                age::x25519::Identity::generate().to_public().to_string(),
+            )],
+        ];
+        let key = cipher::new_data_key().unwrap();
+        let (mut wrapped, t) = wrap_data_key(&key, &groups, Some(2), &Keyring::new()).unwrap();
+        assert_eq!(t, 2);
+        wrapped[2] = vec![KeyEntry {
+            kind: "pgp".into(),
+            fields: vec![Item::Pair("fp".into(), Value::str("ABCDEF"))],
+        }];
+        let md = Metadata {
+            key_groups: wrapped,
+            shamir_threshold: 2,
+            lastmodified: String::new(),
+            mac: String::new(),
+            selector: None,
+            mac_only_encrypted: false,
+            version: "3.13.2".into(),
+        };
+        assert_eq!(unwrap_data_key(&md, &ring_with(&[&a, &b])).unwrap(), key);
+        let e = unwrap_data_key(&md, &ring_with(&[&b])).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SopsError::NoMatchingKeys {
+                    groups_opened: 1,
+                    groups_needed: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("pgp:ABCDEF"), "{e}");
+    }
+}

@@ -16,6 +16,11 @@ fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     bin.extend_from_slice(b"\n\x00tail");
     vec![
         ("yaml", "f.yaml", YAML.as_bytes().to_vec()),
+        (
+            "yaml",
+            "multi.yaml",
+            b"a: 1\nb: secret\n---\nc: [x, y]\n---\n# only comment\nd: {e: f}\n".to_vec(),
+        ),
         ("json", "f.json", JSON.as_bytes().to_vec()),
         ("dotenv", "f.env", DOTENV.as_bytes().to_vec()),
         ("ini", "f.ini", INI.as_bytes().to_vec()),
