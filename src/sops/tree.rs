@@ -151,31 +151,87 @@ pub fn get<'a>(items: &'a [Item], key: &str) -> Option<&'a Value> {
 }
 
 /// Go `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits,
-/// never an exponent. Rust's `Display` for `f64` has exactly that contract
-/// for finite values; the special values are spelled the Go way.
+/// never an exponent. Rust's `Display` has the same contract except for
+/// exact ties between two shortest candidates, which Go breaks toward the
+/// even digit (575655153062164.25 prints `...164.2` in Go, `...164.3` in
+/// Rust); the MAC covers these bytes, so the Go choice is rebuilt here.
 pub fn format_float_plain(x: f64) -> String {
     if x.is_nan() {
-        "NaN".into()
-    } else if x.is_infinite() {
-        if x > 0.0 {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 {
             "+Inf".into()
         } else {
             "-Inf".into()
+        };
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let (digits, exp) = shortest_digits(x);
+    let mut out = String::new();
+    if x < 0.0 {
+        out.push('-');
+    }
+    let n = digits.len() as i32;
+    if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else if exp + 1 >= n {
+        out.push_str(&digits);
+        for _ in 0..(exp + 1 - n) {
+            out.push('0');
         }
     } else {
-        format!("{x}")
+        let (a, b) = digits.split_at((exp + 1) as usize);
+        out.push_str(a);
+        out.push('.');
+        out.push_str(b);
     }
+    out
 }
 
 /// Shortest round-trip digits and decimal exponent of a finite non-zero
-/// float: `(digits, exp)` with value = 0.d1d2... × 10^exp... expressed as
-/// `d1.d2d3 × 10^exp`. Used by the Go-style `'g'`/`'e'` formatters.
+/// float: value = d1.d2d3... × 10^exp, with Go's tie-breaking.
 fn shortest_digits(x: f64) -> (String, i32) {
     // `{:e}` prints the shortest round-trip mantissa, e.g. "1.234568e9".
     let s = format!("{:e}", x.abs());
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    (digits, exp.parse().unwrap_or(0))
+    let mut digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let last = digits.as_bytes()[digits.len() - 1] - b'0';
+    if last % 2 == 1 && digits.len() > 1 {
+        // Is the exact value the midpoint between this candidate and the
+        // one below (or above)? Then Go takes the even neighbour.
+        let exact = format!("{:.800e}", x.abs());
+        let (em, ee) = exact.split_once('e').unwrap_or((&exact, "0"));
+        if ee.parse::<i32>().ok() == Some(exp) {
+            let ed: String = em.chars().filter(|c| c.is_ascii_digit()).collect();
+            let ed = ed.trim_end_matches('0');
+            let head = &digits[..digits.len() - 1];
+            for alt in [last - 1, last + 1] {
+                if alt > 9 {
+                    continue;
+                }
+                let mid = format!("{head}{}5", last.min(alt));
+                let cand = format!("{head}{alt}");
+                let back: Option<f64> = format!("{}.{}e{exp}", &cand[..1], &cand[1..]).parse().ok();
+                if ed == mid && back == Some(x.abs()) {
+                    digits = cand;
+                    break;
+                }
+            }
+        }
+    }
+    (digits, exp)
 }
 
 fn format_exp(neg: bool, digits: &str, exp: i32, min_exp_digits: usize) -> String {
@@ -246,6 +302,15 @@ mod tests {
         assert_eq!(format_float_json(1e21), "1e+21");
         assert_eq!(format_float_json(1e-7), "1e-7");
         assert_eq!(format_float_json(25.4), "25.4");
+        // Exact tie between two shortest candidates (the double nearest to
+        // this literal is exactly ...164.25): Go takes the even digit.
+        assert_eq!(format_float_plain(575655153062164.2), "575655153062164.2");
+        assert_eq!(
+            format_float_go_g(575655153062164.2),
+            "5.756551530621642e+14"
+        );
+        assert_eq!(format_float_plain(-12.5), "-12.5");
+        assert_eq!(format_float_plain(0.1 + 0.2), "0.30000000000000004");
     }
 
     #[test]
