@@ -676,12 +676,15 @@ pub fn edit(args: &EditArgs) -> anyhow::Result<ExitStatus> {
     let format = format_arg(args.input_type.as_deref(), Some(&args.file))?;
     let existing = args.file.exists();
     let keyring = args.ids.keyring()?;
-    let (plain, previous) = if existing {
+    let (plain, mut previous) = if existing {
         let input = std::fs::read(&args.file).with_context(|| format!("cannot read {name}"))?;
         let d = engine::decrypt_tree(&input, format, &keyring, args.ignore_mac)
             .map_err(|e| fail(e, &name))?;
         let plain = engine::formats::emit_plain(format, &d.branches).map_err(|e| fail(e, &name))?;
-        (SecretBytes::new(plain), Some((d.metadata, d.data_key)))
+        (
+            SecretBytes::new(plain),
+            Some((d.metadata, d.data_key, d.ivs)),
+        )
     } else {
         (SecretBytes::from(new_file_template(format)), None)
     };
@@ -717,8 +720,9 @@ pub fn edit(args: &EditArgs) -> anyhow::Result<ExitStatus> {
                 return Err(fail(e, &name));
             }
         };
-        let out = match &previous {
-            Some((md, key)) => engine::reencrypt(branches, md, key, format),
+        // Taken, not borrowed: every path below returns.
+        let out = match previous.take() {
+            Some((md, key, ivs)) => engine::reencrypt(branches, &md, &key, ivs, format),
             None => {
                 let rule = creation_rule(&args.age, args.config.as_deref(), &args.file)?;
                 let opts = EncryptOptions {

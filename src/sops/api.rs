@@ -5,7 +5,7 @@
 //! error — never partial plaintext — because callers write the result
 //! straight to stdout, a file or a Kubernetes Secret.
 
-use super::engine::{self, EncryptOptions};
+use super::engine::{self, EncryptOptions, IvCache};
 use super::error::SopsError;
 use super::formats::{self, Format};
 use super::keys::{Keyring, Recipient};
@@ -23,6 +23,9 @@ pub struct Decrypted {
     pub metadata: Metadata,
     /// The unwrapped data key.
     pub data_key: SecretBytes,
+    /// IVs of the decrypted values, for [`reencrypt`] to keep unchanged
+    /// values byte-identical.
+    pub ivs: IvCache,
 }
 
 /// Encrypts a plaintext file. `output` is the format written (binary input
@@ -76,11 +79,12 @@ pub fn decrypt_tree(
 ) -> Result<Decrypted, SopsError> {
     let (mut branches, metadata) = load_encrypted(input, format)?;
     let data_key = engine::unwrap_data_key(&metadata, keyring)?;
-    engine::decrypt_branches(&mut branches, &metadata, &data_key, ignore_mac)?;
+    let ivs = engine::decrypt_branches(&mut branches, &metadata, &data_key, ignore_mac)?;
     Ok(Decrypted {
         branches,
         metadata,
         data_key,
+        ivs,
     })
 }
 
@@ -97,13 +101,14 @@ pub fn decrypt(
 }
 
 /// Re-encrypts edited plaintext with the file's existing data key and key
-/// groups (as `sops edit` does): only values, `lastmodified` and the MAC
-/// change; master-key entries, including types sealgate does not speak,
+/// groups (as `sops edit` does): only changed values, `lastmodified` and the
+/// MAC change (unchanged values keep their IV, hence their ciphertext); master-key entries, including types sealgate does not speak,
 /// are kept byte for byte.
 pub fn reencrypt(
     mut branches: Vec<Branch>,
     previous: &Metadata,
     data_key: &SecretBytes,
+    ivs: IvCache,
     output: Format,
 ) -> Result<Vec<u8>, SopsError> {
     let md = engine::encrypt_branches(
@@ -113,6 +118,7 @@ pub fn reencrypt(
         previous.shamir_threshold,
         previous.selector.clone(),
         previous.mac_only_encrypted,
+        ivs,
     )?;
     formats::emit_encrypted(output, &branches, &md.to_value())
 }

@@ -27,7 +27,46 @@ enum Dir<'a> {
     },
 }
 
+/// IVs of the values a decrypt saw, keyed by a digest of (path, type,
+/// exact plaintext bytes). Re-encrypting the same bytes at the same path
+/// reuses the IV, as sops does on edit, so untouched lines keep their
+/// ciphertext and diffs stay small. Same key + IV + AAD + plaintext gives
+/// the same ciphertext, which reveals nothing new; any other plaintext
+/// misses the cache and gets a fresh IV, so an IV is never reused for
+/// different content.
+#[derive(Default)]
+pub struct IvCache(std::collections::HashMap<[u8; 32], Vec<u8>>);
+
+impl std::fmt::Debug for IvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IvCache({} entries)", self.0.len())
+    }
+}
+
+impl IvCache {
+    fn slot(aad: &[u8], kind: &str, plain: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update((aad.len() as u64).to_be_bytes());
+        h.update(aad);
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(plain);
+        h.finalize().into()
+    }
+
+    fn remember(&mut self, aad: &[u8], kind: &str, plain: &[u8], iv: &[u8]) {
+        if iv.len() == 32 {
+            self.0.insert(Self::slot(aad, kind, plain), iv.to_vec());
+        }
+    }
+
+    fn lookup(&self, aad: &[u8], kind: &str, plain: &[u8]) -> Option<&[u8]> {
+        self.0.get(&Self::slot(aad, kind, plain)).map(Vec::as_slice)
+    }
+}
+
 struct Walk<'a> {
+    ivs: IvCache,
     key: &'a SecretBytes,
     selector: &'a Selector,
     mac_only: bool,
@@ -100,12 +139,18 @@ impl Walk<'_> {
                 let text = c.expose_secret().to_owned();
                 let stack = self.active_comments();
                 if !text.is_empty() && self.selector.encrypts_comment(&self.path, &stack, &text) {
-                    *c = SecretString::new(cipher::encrypt(
-                        self.key,
-                        text.as_bytes(),
-                        &aad,
-                        "comment",
-                    )?);
+                    *c = SecretString::new(
+                        match self.ivs.lookup(&aad, "comment", text.as_bytes()) {
+                            Some(iv) => cipher::encrypt_with_iv(
+                                self.key,
+                                text.as_bytes(),
+                                &aad,
+                                "comment",
+                                iv,
+                            )?,
+                            None => cipher::encrypt(self.key, text.as_bytes(), &aad, "comment")?,
+                        },
+                    );
                 }
                 Ok(text)
             }
@@ -113,10 +158,12 @@ impl Walk<'_> {
                 if !cipher::is_enc(c.expose_secret()) {
                     return Ok(c.expose_secret().to_owned());
                 }
-                let opened = cipher::parse_enc(c.expose_secret())
-                    .ok()
-                    .and_then(|e| cipher::decrypt(self.key, &e, &aad))
-                    .and_then(|b| b.into_string().ok());
+                let opened = cipher::parse_enc(c.expose_secret()).ok().and_then(|e| {
+                    let plain = cipher::decrypt(self.key, &e, &aad)?;
+                    self.ivs
+                        .remember(&aad, "comment", plain.expose_secret(), &e.iv);
+                    plain.into_string().ok()
+                });
                 match opened {
                     Some(s) => {
                         let t = s.expose_secret().to_owned();
@@ -173,12 +220,17 @@ impl Walk<'_> {
                         Value::Bytes(_) => "str",
                         other => other.type_name(),
                     };
-                    *v = Value::str(cipher::encrypt(
-                        self.key,
-                        plain.expose_secret(),
-                        &aad(&self.path),
-                        kind,
-                    )?);
+                    let aad = aad(&self.path);
+                    *v = Value::str(match self.ivs.lookup(&aad, kind, plain.expose_secret()) {
+                        Some(iv) => cipher::encrypt_with_iv(
+                            self.key,
+                            plain.expose_secret(),
+                            &aad,
+                            kind,
+                            iv,
+                        )?,
+                        None => cipher::encrypt(self.key, plain.expose_secret(), &aad, kind)?,
+                    });
                 }
                 Ok(())
             }
@@ -208,6 +260,13 @@ impl Walk<'_> {
                             return Err(SopsError::ValueTampered { path });
                         }
                     };
+                    let kind = if enc.kind == "bytes" {
+                        "str"
+                    } else {
+                        enc.kind.as_str()
+                    };
+                    self.ivs
+                        .remember(&aad(&self.path), kind, plain.expose_secret(), &enc.iv);
                     *v = typed(plain, &enc, &path)?;
                 }
                 if (encrypted || !self.mac_only)
@@ -390,9 +449,11 @@ pub fn encrypt_branches(
     shamir_threshold: usize,
     selector: Option<Selector>,
     mac_only_encrypted: bool,
+    ivs: IvCache,
 ) -> Result<Metadata, SopsError> {
     let effective = selector.clone().unwrap_or_default();
     let mut w = Walk {
+        ivs,
         key: data_key,
         selector: &effective,
         mac_only: mac_only_encrypted,
@@ -426,10 +487,11 @@ pub fn decrypt_branches(
     md: &Metadata,
     data_key: &SecretBytes,
     ignore_mac: bool,
-) -> Result<(), SopsError> {
+) -> Result<IvCache, SopsError> {
     let selector = md.effective_selector();
     let mut errors = Vec::new();
     let mut w = Walk {
+        ivs: IvCache::default(),
         key: data_key,
         selector: &selector,
         mac_only: md.mac_only_encrypted,
@@ -444,6 +506,7 @@ pub fn decrypt_branches(
     for b in branches.iter_mut() {
         w.map(b)?;
     }
+    let ivs = std::mem::take(&mut w.ivs);
     let computed = digest_hex(w.hasher);
     for e in &errors {
         tracing::warn!(error = %e, "--ignore-mac: value left encrypted");
@@ -463,7 +526,7 @@ pub fn decrypt_branches(
             eprintln!(
                 "warning: --ignore-mac: the MAC does not match; output is NOT integrity-checked"
             );
-            return Ok(());
+            return Ok(ivs);
         }
         return Err(if stored.is_none() {
             SopsError::MacUndecryptable
@@ -471,7 +534,7 @@ pub fn decrypt_branches(
             SopsError::InvalidMac
         });
     }
-    Ok(())
+    Ok(ivs)
 }
 
 /// Fresh data key + wrapping + encryption: the whole "encrypt" operation on
@@ -495,6 +558,7 @@ pub fn encrypt_new(
         t,
         selector,
         opts.mac_only_encrypted,
+        IvCache::default(),
     )?;
     Ok((md, data_key))
 }
@@ -534,7 +598,16 @@ mod tests {
     fn digest_of(mac_only: bool) -> String {
         let key = SecretBytes::new((0u8..32).collect());
         let mut b = vec![worked_example()];
-        let md = encrypt_branches(&mut b, &key, vec![vec![]], 0, None, mac_only).unwrap();
+        let md = encrypt_branches(
+            &mut b,
+            &key,
+            vec![vec![]],
+            0,
+            None,
+            mac_only,
+            IvCache::default(),
+        )
+        .unwrap();
         let e = cipher::parse_enc(&md.mac).unwrap();
         let d = cipher::decrypt(&key, &e, md.lastmodified.as_bytes()).unwrap();
         // Round trip verifies too.
@@ -559,7 +632,16 @@ mod tests {
     fn tampering_is_refused() {
         let key = SecretBytes::new(vec![9; 32]);
         let mut b = vec![worked_example()];
-        let md = encrypt_branches(&mut b, &key, vec![vec![]], 0, None, false).unwrap();
+        let md = encrypt_branches(
+            &mut b,
+            &key,
+            vec![vec![]],
+            0,
+            None,
+            false,
+            IvCache::default(),
+        )
+        .unwrap();
         // Change an unencrypted value: MAC mismatch.
         let mut t = b.clone();
         if let Item::Pair(_, v) = &mut t[0][6] {

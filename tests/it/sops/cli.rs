@@ -309,3 +309,54 @@ fn help_texts_carry_examples() {
         );
     }
 }
+
+/// Identities are found where sops looks: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE,
+/// the default keys.txt under the user config dir, plus --identity.
+#[test]
+fn identities_are_discovered_the_sops_way() {
+    let lab = Lab::new(1);
+    let file = encrypted(&lab);
+    let key_text = std::fs::read_to_string(&lab.keys[0].0).unwrap();
+    let decrypts = |c: &mut std::process::Command| {
+        c.arg("decrypt").arg(&file);
+        let o = crate::support::tools::run(c, None);
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(SECRET)
+    };
+    // Nothing configured: refused.
+    assert!(!decrypts(&mut sealgate(&lab, None)));
+    // SOPS_AGE_KEY (the secret key line among comments, as keys.txt has it).
+    assert!(decrypts(
+        sealgate(&lab, None).env("SOPS_AGE_KEY", &key_text)
+    ));
+    // SOPS_AGE_KEY_FILE.
+    assert!(decrypts(&mut sealgate(&lab, Some(&lab.keys[0].0))));
+    // --identity.
+    let mut c = sealgate(&lab, None);
+    c.args(["decrypt", "--identity"])
+        .arg(&lab.keys[0].0)
+        .arg(&file);
+    assert!(String::from_utf8_lossy(&ok(c)).contains(SECRET));
+    // Default location: $XDG_CONFIG_HOME/sops/age/keys.txt.
+    let default = lab.path("xdg/sops/age/keys.txt");
+    std::fs::create_dir_all(default.parent().unwrap()).unwrap();
+    std::fs::write(&default, &key_text).unwrap();
+    assert!(decrypts(&mut sealgate(&lab, None)));
+    std::fs::remove_file(&default).unwrap();
+    // ... and ~/.config/sops/age/keys.txt when XDG_CONFIG_HOME is unset.
+    let home_default = lab.path(".config/sops/age/keys.txt");
+    std::fs::create_dir_all(home_default.parent().unwrap()).unwrap();
+    std::fs::write(&home_default, &key_text).unwrap();
+    assert!(decrypts(sealgate(&lab, None).env_remove("XDG_CONFIG_HOME")));
+    // A malformed key is reported without echoing it.
+    let mut c = sealgate(&lab, None);
+    c.env("SOPS_AGE_KEY", "AGE-SECRET-KEY-1QQQQSECRETMATERIALQQQQ")
+        .arg("decrypt")
+        .arg(&file);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("SOPS_AGE_KEY") && !err.contains("SECRETMATERIAL"),
+        "{err}"
+    );
+}
