@@ -480,21 +480,7 @@ pub fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
     let plain = SecretBytes::new(match &args.extract {
         Some(expr) => {
             let v = engine::extract(&d.branches, expr).map_err(|e| fail(e, &name))?;
-            match v {
-                engine::Value::Map(items) => {
-                    engine::formats::emit_plain(output, std::slice::from_ref(items))
-                }
-                engine::Value::List(_) => engine::formats::json::emit(&vec![engine::Item::Pair(
-                    "value".into(),
-                    v.clone(),
-                )])
-                .map(String::into_bytes),
-                scalar => Ok(scalar
-                    .to_plain_bytes()
-                    .map(|b| b.expose_secret().to_vec())
-                    .unwrap_or_default()),
-            }
-            .map_err(|e| fail(e, &name))?
+            engine::formats::emit_fragment(output, v).map_err(|e| fail(e, &name))?
         }
         None => engine::formats::emit_plain(output, &d.branches).map_err(|e| fail(e, &name))?,
     });

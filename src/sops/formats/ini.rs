@@ -91,6 +91,8 @@ pub fn parse(input: &str) -> Result<Branch, SopsError> {
             val = val[1..end].to_owned();
         } else {
             if let Some(i) = val.find(['#', ';']) {
+                // go-ini keeps an inline comment as the key's comment.
+                pending.push(strip_comment_marker(&val[i..]));
                 val.truncate(i);
             }
             val = val.trim().to_owned();
@@ -259,6 +261,7 @@ mod tests {
         };
         assert!(matches!(&name[0], Item::Comment(_)));
         assert!(matches!(&name[1], Item::Pair(k, v) if k == "first" && *v == Value::str("John")));
-        assert!(matches!(&name[2], Item::Pair(k, v) if k == "last" && *v == Value::str("a;b")));
+        assert!(matches!(&name[2], Item::Comment(c) if c.expose_secret() == "inline"));
+        assert!(matches!(&name[3], Item::Pair(k, v) if k == "last" && *v == Value::str("a;b")));
     }
 }

@@ -353,6 +353,14 @@ fn emit_map(items: &[Item], depth: usize, out: &mut String) -> Result<(), SopsEr
     Ok(())
 }
 
+/// Emits any value (an extracted list) with the same layout, newline at end.
+pub fn emit_fragment(v: &Value) -> Result<String, SopsError> {
+    let mut out = String::new();
+    emit_value(v, 0, &mut out)?;
+    out.push('\n');
+    Ok(out)
+}
+
 /// Emits a document the way sops' JSON store does (TAB indent, newline at end).
 pub fn emit(branch: &Branch) -> Result<String, SopsError> {
     let mut out = String::new();

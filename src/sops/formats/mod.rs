@@ -137,6 +137,22 @@ pub fn emit_plain(format: Format, branches: &[Branch]) -> Result<Vec<u8>, SopsEr
     }
 }
 
+/// Emits one extracted value (`decrypt --extract`): maps as a document,
+/// lists as a top-level sequence/array, scalars as their raw text.
+pub fn emit_fragment(format: Format, v: &Value) -> Result<Vec<u8>, SopsError> {
+    match v {
+        Value::Map(items) => emit_plain(format, std::slice::from_ref(items)),
+        Value::List(l) => match format {
+            Format::Json => Ok(json::emit_fragment(v)?.into_bytes()),
+            _ => Ok(yaml::emit_list_document(l).into_bytes()),
+        },
+        scalar => Ok(scalar
+            .to_plain_bytes()
+            .map(|b| b.expose_secret().to_vec())
+            .unwrap_or_default()),
+    }
+}
+
 fn single<'a>(branches: &'a [Branch], format: &'static str) -> Result<&'a Branch, SopsError> {
     match branches {
         [one] => Ok(one),

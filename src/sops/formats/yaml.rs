@@ -816,6 +816,13 @@ fn emit_list(items: &[Value], ind: usize, out: &mut String) {
     }
 }
 
+/// Emits a list as a whole YAML document (for `--extract` of a list).
+pub fn emit_list_document(items: &[Value]) -> String {
+    let mut out = String::new();
+    emit_list(items, 0, &mut out);
+    out
+}
+
 /// Emits documents separated by `---`.
 pub fn emit(docs: &[Branch]) -> Result<String, SopsError> {
     let mut out = String::new();

@@ -124,6 +124,32 @@ fn in_place_extract_stdin_and_filestatus() {
         c
     });
     assert_eq!(out, SECRET.as_bytes());
+    // Lists and maps come out in the file's format.
+    let lfile = lab.write("l.yaml", b"hosts:\n    - a.example\n    - port: 5\n");
+    let lenc = ok({
+        let mut c = sealgate(&lab, None);
+        c.args(["encrypt", "--age", lab.recipient(0)]).arg(&lfile);
+        c
+    });
+    let lenc = lab.write("l.enc.yaml", &lenc);
+    let out = ok({
+        let mut c = sealgate(&lab, Some(&key));
+        c.args(["decrypt", "--extract", "[\"hosts\"]"]).arg(&lenc);
+        c
+    });
+    assert_eq!(String::from_utf8_lossy(&out), "- a.example\n- port: 5\n");
+    let out = ok({
+        let mut c = sealgate(&lab, Some(&key));
+        c.args(["decrypt", "--extract", "[\"hosts\"][1]"])
+            .arg(&lenc);
+        c
+    });
+    assert_eq!(String::from_utf8_lossy(&out), "port: 5\n");
+    let mut c = sealgate(&lab, Some(&key));
+    c.args(["decrypt", "--extract", "[\"nope\"]"]).arg(&lenc);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
 
     // stdin with an explicit type.
     let out = {

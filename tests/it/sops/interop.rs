@@ -9,7 +9,7 @@ use crate::support::tools;
 const YAML: &str = "# top comment\nname: app\ndb:\n    # about the password\n    password: hunter2\n    port: 5432\n    ratio: 1.5\n    enabled: true\n    when: 2024-01-01\nlist:\n    - a\n    - b: c\n    - - nested\npub_unencrypted: clear\nempty: \"\"\nnul: null\nquoted: \"123\"\nmulti: |\n    line1\n    line2\n";
 const JSON: &str = "{\"a\": 1, \"b\": [1.5, \"x<y\", true, null], \"c\": {\"d\": \"\", \"e\": \"secret\"}, \"pub_unencrypted\": \"clear\"}\n";
 const DOTENV: &str = "#comment\nA=1\nB=hello world\nC=multi\\nline\npub_unencrypted=clear\n";
-const INI: &str = "; c\n[sec]\nk = v\nother = 42\n\n[two]\nx = y\npub_unencrypted = clear\n";
+const INI: &str = "top = 1\n; c\n[sec]\nk = v # trailing\nother = 42\nq = \"quoted value\"\n\n[two]\nx = y\npub_unencrypted = clear\n";
 
 fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut bin: Vec<u8> = (0..=255u8).collect();
