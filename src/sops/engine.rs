@@ -269,7 +269,11 @@ impl Walk<'_> {
                         .remember(&aad(&self.path), kind, plain.expose_secret(), &enc.iv);
                     *v = typed(plain, &enc, &path)?;
                 }
+                // sops writes comments inside lists as `- ENC[...,type:comment]`
+                // elements; they decrypt back to comments and, like every
+                // comment, stay out of the MAC.
                 if (encrypted || !self.mac_only)
+                    && !matches!(v, Value::Comment(_))
                     && let Some(b) = v.to_plain_bytes()
                 {
                     self.hasher.update(b.expose_secret());

@@ -542,7 +542,9 @@ pub fn parse(src: &str) -> Result<Vec<Branch>, SopsError> {
                 if key_pos {
                     b.flush_into_top(line, true);
                 } else if matches!(b.stack.last(), Some(Frame::Seq { .. })) {
-                    b.flush_into_top(line, false);
+                    // A same-line comment after `- item` goes before the
+                    // item, as sops places it.
+                    b.flush_into_top(line, true);
                 }
                 let forced_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
                 let v = if style == ScalarStyle::Plain && !forced_str {

@@ -11,6 +11,10 @@ const JSON: &str = "{\"a\": 1, \"b\": [1.5, \"x<y\", true, null], \"c\": {\"d\":
 const DOTENV: &str = "#comment\nA=1\nB=hello world\nC=multi\\nline\npub_unencrypted=clear\n";
 const INI: &str = "top = 1\n; c\n[sec]\nk = v # trailing\nother = 42\nq = \"quoted value\"\n\n[two]\nx = y\npub_unencrypted = clear\n";
 
+/// Comments everywhere sops puts them: inline, in lists (which sops stores
+/// as `- ENC[...,type:comment]` elements), trailing in nested maps, at the end.
+const YAML_COMMENTS: &str = "# head\napiVersion: v1 # inline top\nkind: Secret\nmetadata:\n    name: x\n    # trailing in metadata\nstringData:\n    # before user\n    user: admin\n    list:\n        # in list\n        - a # inline item\n        - b\n        # end of list\n    pw: p\n# before data\ndata:\n    k: dg==\n# end of doc\n";
+
 fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut bin: Vec<u8> = (0..=255u8).collect();
     bin.extend_from_slice(b"\n\x00tail");
@@ -21,6 +25,7 @@ fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "multi.yaml",
             b"a: 1\nb: secret\n---\nc: [x, y]\n---\n# only comment\nd: {e: f}\n".to_vec(),
         ),
+        ("yaml", "comments.yaml", YAML_COMMENTS.as_bytes().to_vec()),
         ("json", "f.json", JSON.as_bytes().to_vec()),
         ("dotenv", "f.env", DOTENV.as_bytes().to_vec()),
         ("ini", "f.ini", INI.as_bytes().to_vec()),
