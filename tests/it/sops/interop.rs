@@ -26,7 +26,18 @@ fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             b"a: 1\nb: secret\n---\nc: [x, y]\n---\n# only comment\nd: {e: f}\n".to_vec(),
         ),
         ("yaml", "comments.yaml", YAML_COMMENTS.as_bytes().to_vec()),
+        // go-yaml typing and quoting corner cases (anchors, merge keys,
+        // octal/hex/underscore numbers, timestamps, strings that need
+        // single or double quotes, block scalar styles, non-BMP text).
+        ("yaml", "edge.yaml", include_bytes!("edge.yaml").to_vec()),
         ("json", "f.json", JSON.as_bytes().to_vec()),
+        (
+            "json",
+            "edge.json",
+            // (-0 and integers beyond 2^53 are left out: sops 3.11 reads
+            // JSON numbers as float64.)
+            br#"{"uni": "\u00e9 \u2713 \ud83c\udf89 \u2028 \u0001 <>&", "esc": "q\"b\\s\/", "nums": [0, 1.0, 1e21, 1e-7, 1.5e300, -2.5], "nested": [[], {}, [{"a": null}]], "dup": 1, "dup": 2, "empty": ""}"#.to_vec(),
+        ),
         ("dotenv", "f.env", DOTENV.as_bytes().to_vec()),
         ("ini", "f.ini", INI.as_bytes().to_vec()),
         ("binary", "f.bin", bin),
