@@ -21,6 +21,7 @@ pub fn parse(input: &str) -> Result<Branch, SopsError> {
     let mut current: Vec<Item> = Vec::new();
     let mut current_name = String::from("DEFAULT");
     let mut pending: Vec<String> = Vec::new();
+    let mut last_was_comment = false;
     let lines: Vec<&str> = input.lines().collect();
     let mut n = 0;
     let err = |line: usize, m: &str| SopsError::Parse {
@@ -34,12 +35,23 @@ pub fn parse(input: &str) -> Result<Branch, SopsError> {
         let line = raw.trim();
         n += 1;
         if line.is_empty() {
+            last_was_comment = false;
             continue;
         }
         if line.starts_with('#') || line.starts_with(';') {
-            pending.push(strip_comment_marker(line));
+            // go-ini joins consecutive comment lines into one comment:
+            // the first line loses its marker, the others stay verbatim.
+            match (pending.last_mut(), last_was_comment) {
+                (Some(prev), true) => {
+                    prev.push('\n');
+                    prev.push_str(line);
+                }
+                _ => pending.push(strip_comment_marker(line)),
+            }
+            last_was_comment = true;
             continue;
         }
+        last_was_comment = false;
         if let Some(rest) = line.strip_prefix('[') {
             let Some(name) = rest.strip_suffix(']') else {
                 return Err(err(n, "section header without closing `]`"));

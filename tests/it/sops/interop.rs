@@ -32,6 +32,16 @@ fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("yaml", "edge.yaml", include_bytes!("edge.yaml").to_vec()),
         ("json", "f.json", JSON.as_bytes().to_vec()),
         (
+            "dotenv",
+            "edge.env",
+            b"A=1\n#c1\n# c2\nB= spaced value \nC==eq\nD=\nE=quote\"s'\nF=tab\there\nUNI=\xc3\xa9\n".to_vec(),
+        ),
+        (
+            "ini",
+            "edge.ini",
+            b"[s]\na=1\nb = multi word\n; c\n# d\nc=x=y\ne=\n[t]\nk=v\n".to_vec(),
+        ),
+        (
             "json",
             "edge.json",
             // (-0 and integers beyond 2^53 are left out: sops 3.11 reads
