@@ -318,12 +318,13 @@ enum Frame {
     Map {
         items: Vec<Item>,
         key: Option<String>,
-        col: usize,
+        key_line: usize,
+        flow: bool,
         anchor: usize,
     },
     Seq {
         items: Vec<Value>,
-        col: usize,
+        flow: bool,
         anchor: usize,
     },
 }
@@ -391,7 +392,12 @@ impl Builder {
                 items.push(v);
                 Ok(())
             }
-            Some(Frame::Map { items, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                items,
+                key,
+                key_line,
+                ..
+            }) => match key.take() {
                 Some(k) => {
                     items.push(Item::Pair(k, v));
                     Ok(())
@@ -399,6 +405,7 @@ impl Builder {
                 None => match v {
                     Value::Str(s) => {
                         *key = Some(s.expose_secret().to_owned());
+                        *key_line = line;
                         Ok(())
                     }
                     _ => Err(perr(
@@ -446,6 +453,7 @@ pub fn parse(src: &str) -> Result<Vec<Branch>, SopsError> {
         }
         events.push((e, span));
     }
+    let src_lines: Vec<&str> = src.split('\n').collect();
     let mut b = Builder {
         comments: scan_comments(src, &quoted, &blocks),
         next: 0,
@@ -484,33 +492,57 @@ pub fn parse(src: &str) -> Result<Vec<Branch>, SopsError> {
                 if b.stack.len() >= MAX_DEPTH {
                     return Err(perr(line, col + 1, "nesting too deep"));
                 }
-                if matches!(b.stack.last(), Some(Frame::Seq { .. })) {
-                    b.flush_into_top(line, false);
+                let flow = src_lines
+                    .get(line.wrapping_sub(1))
+                    .and_then(|l| l.chars().nth(col))
+                    .is_some_and(|c| c == '[' || c == '{');
+                match b.stack.last() {
+                    Some(Frame::Seq { .. }) => b.flush_into_top(line, false),
+                    // A block value: comments on its key's line go before
+                    // the key (`a: # note` then a nested map).
+                    Some(Frame::Map {
+                        key: Some(_),
+                        key_line,
+                        ..
+                    }) if !flow => {
+                        let kl = *key_line;
+                        b.flush_into_top(kl, true);
+                    }
+                    _ => {}
                 }
                 b.stack.push(if matches!(e, Event::MappingStart(..)) {
                     Frame::Map {
                         items: Vec::new(),
                         key: None,
-                        col,
+                        key_line: 0,
+                        flow,
                         anchor,
                     }
                 } else {
                     Frame::Seq {
                         items: Vec::new(),
-                        col,
+                        flow,
                         anchor,
                     }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                // Trailing comments indented at least as deep as this
-                // collection belong to it.
-                let min_col = match b.stack.last() {
-                    Some(Frame::Map { col, .. }) | Some(Frame::Seq { col, .. }) => *col,
-                    None => 0,
+                // go-yaml's foot comments: comment lines between the end of
+                // a block collection and the next token belong to the
+                // innermost closing collection when indented deeper than
+                // that token; otherwise they stay for the next key. A flow
+                // collection takes the comment on its closing line.
+                let flow = matches!(
+                    b.stack.last(),
+                    Some(Frame::Map { flow: true, .. }) | Some(Frame::Seq { flow: true, .. })
+                );
+                let (cs, at_front) = if flow {
+                    (b.take_comments(line, true, 0), true)
+                } else if b.stack.len() == 1 {
+                    (b.take_comments(line, false, 0), false)
+                } else {
+                    (b.take_comments(line, false, col + 1), false)
                 };
-                let min_col = if b.stack.len() == 1 { 0 } else { min_col };
-                let cs = b.take_comments(line, false, min_col);
                 let (v, anchor) = match b.stack.pop() {
                     Some(Frame::Map {
                         mut items,
@@ -521,13 +553,23 @@ pub fn parse(src: &str) -> Result<Vec<Branch>, SopsError> {
                         if let Some(k) = key {
                             items.push(Item::Pair(k, Value::Null));
                         }
-                        items.extend(cs.into_iter().map(Item::Comment));
+                        let cs = cs.into_iter().map(Item::Comment);
+                        if at_front {
+                            items.splice(0..0, cs);
+                        } else {
+                            items.extend(cs);
+                        }
                         (Value::Map(items), anchor)
                     }
                     Some(Frame::Seq {
                         mut items, anchor, ..
                     }) => {
-                        items.extend(cs.into_iter().map(Value::Comment));
+                        let cs = cs.into_iter().map(Value::Comment);
+                        if at_front {
+                            items.splice(0..0, cs);
+                        } else {
+                            items.extend(cs);
+                        }
                         (Value::List(items), anchor)
                     }
                     None => return Err(perr(line, col + 1, "unbalanced collection end")),
@@ -540,6 +582,10 @@ pub fn parse(src: &str) -> Result<Vec<Branch>, SopsError> {
             Event::Scalar(text, style, anchor, tag) => {
                 let key_pos = b.expecting_key();
                 if key_pos {
+                    b.flush_into_top(line, false);
+                } else if matches!(b.stack.last(), Some(Frame::Map { .. })) {
+                    // A same-line comment after `key: value` goes before
+                    // the entry, as sops places it.
                     b.flush_into_top(line, true);
                 } else if matches!(b.stack.last(), Some(Frame::Seq { .. })) {
                     // A same-line comment after `- item` goes before the

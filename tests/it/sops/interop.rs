@@ -30,6 +30,10 @@ fn inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         // octal/hex/underscore numbers, timestamps, strings that need
         // single or double quotes, block scalar styles, non-BMP text).
         ("yaml", "edge.yaml", include_bytes!("edge.yaml").to_vec()),
+        // Comment placement as go-yaml does it: key-line, foot and head
+        // comments, comments between list items, after flow collections,
+        // and across documents.
+        ("yaml", "comments2.yaml", include_bytes!("comments.yaml").to_vec()),
         ("json", "f.json", JSON.as_bytes().to_vec()),
         (
             "dotenv",
