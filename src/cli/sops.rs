@@ -477,6 +477,7 @@ pub fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
     let keyring = args.ids.keyring()?;
     let d = engine::decrypt_tree(&input, format, &keyring, args.ignore_mac)
         .map_err(|e| fail(e, &name))?;
+    warn_unverified(&d, &name);
     let plain = SecretBytes::new(match &args.extract {
         Some(expr) => {
             let v = engine::extract(&d.branches, expr).map_err(|e| fail(e, &name))?;
@@ -491,6 +492,14 @@ pub fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
         args.file.as_deref(),
         0o600,
     )
+}
+
+fn warn_unverified(d: &engine::Decrypted, name: &str) {
+    if !d.mac_verified {
+        eprintln!(
+            "warning: {name}: --ignore-mac: the MAC does not match; output is NOT integrity-checked"
+        );
+    }
 }
 
 /// `sealgate filestatus`.
@@ -666,6 +675,7 @@ pub fn edit(args: &EditArgs) -> anyhow::Result<ExitStatus> {
         let input = std::fs::read(&args.file).with_context(|| format!("cannot read {name}"))?;
         let d = engine::decrypt_tree(&input, format, &keyring, args.ignore_mac)
             .map_err(|e| fail(e, &name))?;
+        warn_unverified(&d, &name);
         let plain = engine::formats::emit_plain(format, &d.branches).map_err(|e| fail(e, &name))?;
         (
             SecretBytes::new(plain),

@@ -26,6 +26,9 @@ pub struct Decrypted {
     /// IVs of the decrypted values, for [`reencrypt`] to keep unchanged
     /// values byte-identical.
     pub ivs: IvCache,
+    /// Whether the MAC matched. Always true unless `ignore_mac` was given;
+    /// when false the caller must tell the user loudly.
+    pub mac_verified: bool,
 }
 
 /// Encrypts a plaintext file. `output` is the format written (binary input
@@ -79,12 +82,14 @@ pub fn decrypt_tree(
 ) -> Result<Decrypted, SopsError> {
     let (mut branches, metadata) = load_encrypted(input, format)?;
     let data_key = engine::unwrap_data_key(&metadata, keyring)?;
-    let ivs = engine::decrypt_branches(&mut branches, &metadata, &data_key, ignore_mac)?;
+    let (ivs, mac_verified) =
+        engine::decrypt_branches(&mut branches, &metadata, &data_key, ignore_mac)?;
     Ok(Decrypted {
         branches,
         metadata,
         data_key,
         ivs,
+        mac_verified,
     })
 }
 

@@ -484,14 +484,14 @@ pub fn encrypt_branches(
 }
 
 /// Decrypts branches in place and verifies the MAC. With `ignore_mac`, a
-/// mismatch is only logged (loudly) and undecryptable values are left as
-/// ciphertext.
+/// mismatch is only logged and reported as `false` (the caller must warn
+/// the user), and undecryptable values are left as ciphertext.
 pub fn decrypt_branches(
     branches: &mut [Branch],
     md: &Metadata,
     data_key: &SecretBytes,
     ignore_mac: bool,
-) -> Result<IvCache, SopsError> {
+) -> Result<(IvCache, bool), SopsError> {
     let selector = md.effective_selector();
     let mut errors = Vec::new();
     let mut w = Walk {
@@ -527,10 +527,8 @@ pub fn decrypt_branches(
             tracing::warn!(
                 "MAC CHECK SKIPPED (--ignore-mac): this file's integrity is NOT verified"
             );
-            eprintln!(
-                "warning: --ignore-mac: the MAC does not match; output is NOT integrity-checked"
-            );
-            return Ok(ivs);
+
+            return Ok((ivs, false));
         }
         return Err(if stored.is_none() {
             SopsError::MacUndecryptable
@@ -538,7 +536,7 @@ pub fn decrypt_branches(
             SopsError::InvalidMac
         });
     }
-    Ok(ivs)
+    Ok((ivs, true))
 }
 
 /// Fresh data key + wrapping + encryption: the whole "encrypt" operation on
