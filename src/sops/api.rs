@@ -41,16 +41,9 @@ pub fn encrypt(
     keyring: &Keyring,
 ) -> Result<Vec<u8>, SopsError> {
     let mut branches = formats::parse_plain(format, input)?;
-    if format != Format::Binary
-        && branches.iter().all(|b| b.is_empty())
-        && input.iter().all(|b| b.is_ascii_whitespace())
-    {
-        return Err(SopsError::Parse {
-            format: format.name(),
-            line: 0,
-            column: 0,
-            message: "the file is empty; there is nothing to encrypt".into(),
-        });
+    if format != Format::Binary && is_blank(input, format) {
+        // sops refuses these too ("Error unmarshalling file: EOF").
+        return Err(SopsError::EmptyFile);
     }
     if formats::has_metadata(format, &branches) {
         return Err(SopsError::AlreadyEncrypted);
@@ -64,6 +57,18 @@ pub fn encrypt(
         output
     };
     formats::emit_encrypted(out, &branches, &md.to_value())
+}
+
+/// Whether a YAML input has nothing but whitespace, comments and document
+/// markers (go-yaml sees no document there and sops refuses it; dotenv and
+/// INI files of only comments are encrypted by sops, so they are here too).
+fn is_blank(input: &[u8], format: Format) -> bool {
+    let text = String::from_utf8_lossy(input);
+    format == Format::Yaml
+        && text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...")
 }
 
 /// Reads the encrypted tree and its metadata without decrypting.

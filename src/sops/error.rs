@@ -85,6 +85,9 @@ pub enum SopsError {
     /// The file's `version` is not one we read.
     #[error("unsupported sops file version {0:?}: sealgate reads sops v3 files")]
     UnsupportedVersion(String),
+    /// Nothing to encrypt: empty, whitespace- or comment-only input.
+    #[error("the file is empty (or only comments); there is nothing to encrypt")]
+    EmptyFile,
     /// Encrypting a file that already carries sops metadata.
     #[error("the file already contains sops metadata; it is already encrypted")]
     AlreadyEncrypted,

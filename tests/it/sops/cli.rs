@@ -202,6 +202,20 @@ fn in_place_extract_stdin_and_filestatus() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already encrypted"));
 
+    // Empty and comment-only YAML is refused, as sops refuses it (sops
+    // encrypts comment-only dotenv and INI files, and so do we).
+    for (name, body) in [("e.yaml", "\n\n"), ("c.yaml", "# only\n---\n")] {
+        let mut c = sealgate(&lab, None);
+        c.args(["encrypt", "--age", lab.recipient(0)])
+            .arg(lab.write(name, body.as_bytes()));
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("nothing to encrypt"),
+            "{name}"
+        );
+    }
+
     // No recipients anywhere: a clear message.
     let mut c = sealgate(&lab, None);
     c.arg("encrypt").arg(lab.write("n.yaml", b"a: b\n"));
