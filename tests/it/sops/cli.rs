@@ -400,3 +400,53 @@ fn identities_are_discovered_the_sops_way() {
         "{err}"
     );
 }
+
+/// `edit` on a missing file creates it, encrypted for the `.sops.yaml`
+/// recipients, and sops reads the result.
+#[test]
+fn edit_creates_a_new_file_from_the_creation_rule() {
+    let lab = Lab::new(1);
+    let key = lab.keyfile(&[0]);
+    lab.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - path_regex: \\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: {}\n",
+            lab.recipient(0)
+        )
+        .as_bytes(),
+    );
+    let editor = lab.write(
+        "ed.sh",
+        b"#!/bin/sh\nprintf 'kind: Secret\\nstringData:\\n    token: t0k3n-value\\n' > \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let file = lab.path("new.yaml");
+    ok({
+        let mut c = sealgate(&lab, None);
+        c.env("EDITOR", &editor)
+            .env_remove("SOPS_EDITOR")
+            .arg("edit")
+            .arg(&file);
+        c
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("kind: Secret") && !text.contains("t0k3n-value"),
+        "{text}"
+    );
+    assert!(
+        text.contains("encrypted_regex: ^(data|stringData)$"),
+        "{text}"
+    );
+    for (_, sbin) in super::sopses() {
+        let out = ok({
+            let mut c = super::sops(&sbin, &lab, Some(&key));
+            c.arg("decrypt").arg(&file);
+            c
+        });
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "kind: Secret\nstringData:\n    token: t0k3n-value\n"
+        );
+    }
+}
