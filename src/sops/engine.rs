@@ -184,13 +184,23 @@ impl Walk<'_> {
         match v {
             Value::Map(items) => self.map(items),
             Value::List(list) => {
+                // A list is a comment level too: a comment governs the
+                // next element only (as in sops).
+                self.comment_stack.push(Vec::new());
                 for el in list.iter_mut() {
                     if let Value::Comment(c) = el {
-                        self.comment(c)?;
+                        let text = self.comment(c)?;
+                        if let Some(level) = self.comment_stack.last_mut() {
+                            level.push(text);
+                        }
                     } else {
                         self.value(el)?;
+                        if let Some(level) = self.comment_stack.last_mut() {
+                            level.clear();
+                        }
                     }
                 }
+                self.comment_stack.pop();
                 Ok(())
             }
             Value::Comment(c) => self.comment(c).map(|_| ()),

@@ -487,3 +487,70 @@ fn wrapped_data_key_opens_with_go_age() {
     );
     assert_eq!(key.len(), 32, "age must yield the 32-byte data key");
 }
+
+/// Replaces ciphertexts by their type and drops comment lines, so two files
+/// compare equal exactly when the same values were encrypted.
+fn decisions(file: &[u8]) -> String {
+    let text = String::from_utf8_lossy(file);
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("sops:") {
+            break;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut l = line.to_owned();
+        while let Some(start) = l.find("ENC[") {
+            let end = l[start..]
+                .find(']')
+                .map(|e| start + e + 1)
+                .unwrap_or(l.len());
+            let kind = l[start..end]
+                .rsplit("type:")
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(']')
+                .to_owned();
+            l.replace_range(start..end, &format!("E:{kind}"));
+        }
+        if let Some(i) = l.find(" #") {
+            l.truncate(i);
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+/// The comment selectors decide like sops at every level: a marker comment
+/// governs the next map entry (its whole subtree) or the next list element,
+/// and a same-line comment governs its own entry.
+#[test]
+fn comment_selectors_make_the_same_decisions_as_sops() {
+    let lab = Lab::new(1);
+    let src = lab.write("doc.yaml", include_bytes!("comment-rules.yaml"));
+    for sel in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
+        lab.write(
+            ".sops.yaml",
+            format!(
+                "creation_rules:\n  - age: {}\n    {sel}: 'sops:enc'\n",
+                lab.recipient(0)
+            )
+            .as_bytes(),
+        );
+        let sg = ok({
+            let mut c = sealgate(&lab, None);
+            c.arg("encrypt").arg(&src);
+            c
+        });
+        for (sname, sbin) in sopses() {
+            let so = ok({
+                let mut c = sops(&sbin, &lab, None);
+                c.arg("encrypt").arg(&src);
+                c
+            });
+            assert_eq!(decisions(&sg), decisions(&so), "{sel} vs {sname}");
+        }
+    }
+}
