@@ -181,7 +181,8 @@ pub fn parse_timestamp(s: &str) -> Option<String> {
     if r.is_empty() {
         return Some(format!("{date}T00:00:00Z"));
     }
-    let (sep, r) = (r.chars().next()?, &r[1..]);
+    let sep = r.chars().next()?;
+    let r = &r[sep.len_utf8()..];
     let (h, r) = num(r, 1, 2)?;
     let r = r.strip_prefix(':')?;
     let (mi, r) = num(r, 1, 2)?;
@@ -962,6 +963,8 @@ mod tests {
         );
         assert!(resolve_plain("18446744073709551615").is_err());
         assert_eq!(t("1.2.3"), Value::str("1.2.3"));
+        // A multi-byte character where the date/time separator goes.
+        assert_eq!(t("2024-01-01é12:00:00"), Value::str("2024-01-01é12:00:00"));
     }
 
     #[test]
