@@ -967,6 +967,23 @@ mod tests {
         assert_eq!(t("2024-01-01é12:00:00"), Value::str("2024-01-01é12:00:00"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn scalar_typing_never_panics(
+            s in "\\PC{0,24}",
+            d in "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}\\PC{0,12}",
+            n in "[-+]?0[xob]?[0-9a-f_]{0,20}",
+        ) {
+            for v in [&s, &d, &n] {
+                if !v.is_empty() {
+                    let _ = resolve_plain(v);
+                }
+                let mut out = String::new();
+                emit_str(v, 4, &mut out);
+            }
+        }
+    }
+
     #[test]
     fn comments_attach_to_their_map() {
         let src = "# top\na: 1\nb:\n    # inner\n    c: x # inline\n    d: y\n    # trailing inner\n# before e\ne: [1, 2]\n";
