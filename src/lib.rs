@@ -18,3 +18,4 @@ pub mod cli;
 pub mod gate;
 pub mod providers;
 pub mod secret;
+pub mod sops;

@@ -9,6 +9,7 @@
 
 mod lint;
 mod logging;
+pub mod sops;
 mod store;
 mod version;
 
@@ -108,6 +109,30 @@ pub enum Command {
     ///
     /// Example: sealgate get --config aws.yaml prod/db --property password | wc -c
     Get(store::GetArgs),
+    /// Encrypt a file sops-compatibly (age recipients, .sops.yaml rules).
+    ///
+    /// Example: sealgate encrypt --age age1... -i secrets.yaml
+    Encrypt(sops::EncryptArgs),
+    /// Decrypt a sops file (MAC verified) to stdout, a file or in place.
+    ///
+    /// Example: sealgate decrypt secrets.yaml
+    Decrypt(sops::DecryptArgs),
+    /// Edit a sops file in $EDITOR, keeping its data key.
+    ///
+    /// Example: sealgate edit secrets.yaml
+    Edit(sops::EditArgs),
+    /// Re-wrap a file's data key for the recipients in .sops.yaml.
+    ///
+    /// Example: sealgate updatekeys -y secrets.yaml
+    Updatekeys(sops::UpdateKeysArgs),
+    /// Draw a new data key and re-encrypt every value.
+    ///
+    /// Example: sealgate rotate -i secrets.yaml
+    Rotate(sops::RotateArgs),
+    /// Report whether a file is sops-encrypted, as JSON.
+    ///
+    /// Example: sealgate filestatus secrets.yaml
+    Filestatus(sops::FileStatusArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -136,7 +161,12 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<Failure>()
                 .map_or(ExitStatus::UsageOrInput, |f| f.status);
             tracing::debug!(exit = status as u8, "command failed");
-            eprintln!("error: {e:#}");
+            // A Failure already renders its whole chain; printing the
+            // anyhow chain on top would repeat it.
+            match e.downcast_ref::<Failure>() {
+                Some(f) => eprintln!("error: {f}"),
+                None => eprintln!("error: {e:#}"),
+            }
             status.into()
         }
     }
@@ -148,5 +178,11 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Version(args) => version::run(&args),
         Command::Store(args) => store::run_store(args),
         Command::Get(args) => store::run_get(args),
+        Command::Encrypt(args) => sops::encrypt(&args),
+        Command::Decrypt(args) => sops::decrypt(&args),
+        Command::Edit(args) => sops::edit(&args),
+        Command::Updatekeys(args) => sops::updatekeys(&args),
+        Command::Rotate(args) => sops::rotate(&args),
+        Command::Filestatus(args) => sops::filestatus(&args),
     }
 }

@@ -13,3 +13,4 @@ mod fixtures;
 mod gate;
 mod lint;
 mod providers;
+mod sops;
