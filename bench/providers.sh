@@ -10,8 +10,17 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 refs="${1:-10000}"; distinct="${2:-1000}"
 "$root/scripts/setup-dev" >/dev/null
 bao="${SEALGATE_TOOLS_DIR:-$root/.tools}/venv/bin/bao"
-cargo build --quiet --release --example providers_bench --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/examples/providers_bench"
+# Debug profile: examples link every dev-dependency, and a release build of
+# that graph takes longer than the benchmark. The comparison is about
+# backend calls and concurrency, which the profile does not change; set
+# PROFILE=release for absolute figures.
+profile="${PROFILE:-debug}"
+if [ "$profile" = release ]; then
+  cargo build --quiet --release --example providers_bench --manifest-path "$root/Cargo.toml"
+else
+  cargo build --quiet --example providers_bench --manifest-path "$root/Cargo.toml"
+fi
+bin="$root/target/$profile/examples/providers_bench"
 
 work="$(mktemp -d)"; trap 'kill "$bao_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

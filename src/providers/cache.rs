@@ -51,7 +51,7 @@ impl Default for FrugalConfig {
         Self {
             max_age: Duration::from_secs(60),
             max_concurrency: 8,
-            rate_per_second: 50,
+            rate_per_second: 500,
             timeout: Duration::from_secs(10),
             max_attempts: 4,
             base_backoff: Duration::from_millis(200),
