@@ -18,7 +18,9 @@ use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-use super::{Fetched, Metadata, Provider, ProviderError, Reference, SecretValue, shape};
+use super::{
+    Fetched, Metadata, Provider, ProviderError, Reference, SecretValue, error_chain, shape,
+};
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 
 /// How to obtain AWS credentials.
@@ -161,17 +163,6 @@ where
             detail: error_chain(&e),
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn looks_like_version_id(v: &str) -> bool {

@@ -257,27 +257,23 @@ pub(crate) fn shape(
         key: reference.key.clone(),
         detail,
     };
+    // A missing property is NotFound (the user may add it in the backend);
+    // a property on a non-JSON value is Invalid (the reference is wrong).
+    let property_error = |e: property::PropertyError| match e {
+        property::PropertyError::Missing(_) => ProviderError::NotFound {
+            store: store.to_owned(),
+            key: reference.key.clone(),
+            detail: e.to_string(),
+        },
+        other => invalid(other.to_string()),
+    };
     let picked = match (&reference.property, value) {
         (None, v) => v,
         (Some(p), SecretValue::Map(map)) => {
-            SecretValue::Bytes(property::from_map(&map, p).map_err(|e| match e {
-                property::PropertyError::Missing(_) => ProviderError::NotFound {
-                    store: store.to_owned(),
-                    key: reference.key.clone(),
-                    detail: e.to_string(),
-                },
-                other => invalid(other.to_string()),
-            })?)
+            SecretValue::Bytes(property::from_map(&map, p).map_err(property_error)?)
         }
         (Some(p), SecretValue::Bytes(b)) => {
-            SecretValue::Bytes(property::from_json(&b, p).map_err(|e| match e {
-                property::PropertyError::Missing(_) => ProviderError::NotFound {
-                    store: store.to_owned(),
-                    key: reference.key.clone(),
-                    detail: e.to_string(),
-                },
-                other => invalid(other.to_string()),
-            })?)
+            SecretValue::Bytes(property::from_json(&b, p).map_err(property_error)?)
         }
     };
     match reference.decoding {
@@ -301,4 +297,17 @@ pub(crate) fn shape(
             }
         },
     }
+}
+
+/// An error and its sources on one line, for `detail` fields: transport
+/// errors hide the useful part ("connection refused") in the chain.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

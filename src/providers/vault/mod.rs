@@ -22,7 +22,9 @@ use tokio::sync::RwLock;
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{Fetched, Lease, Metadata, Provider, ProviderError, Reference, SecretValue, shape};
+use super::{
+    Fetched, Lease, Metadata, Provider, ProviderError, Reference, SecretValue, error_chain, shape,
+};
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 
 /// KV engine version of the configured mount.
@@ -287,15 +289,7 @@ impl VaultProvider {
         let path = path.trim_start_matches('/').to_owned();
         self.call(key, |c| {
             let path = path.clone();
-            async move {
-                endpoints::ReadAny { path }
-                    .with_middleware(c.middle())
-                    .exec(c.http())
-                    .await
-                    .map_err(|e| ClientError::RestClientError { source: e })?
-                    .parse()
-                    .map_err(|e| ClientError::RestClientError { source: e })
-            }
+            async move { exec_full(&c, endpoints::ReadAny { path }).await }
         })
         .await
     }
@@ -332,16 +326,11 @@ impl VaultProvider {
             .call(&lease.id, |c| {
                 let lease_id = id.clone();
                 async move {
-                    endpoints::RenewLease {
+                    let renew = endpoints::RenewLease {
                         lease_id,
                         increment: increment.map(|d| d.as_secs()),
-                    }
-                    .with_middleware(c.middle())
-                    .exec(c.http())
-                    .await
-                    .map_err(|e| ClientError::RestClientError { source: e })?
-                    .parse()
-                    .map_err(|e| ClientError::RestClientError { source: e })
+                    };
+                    exec_full(&c, renew).await
                 }
             })
             .await?;
@@ -384,6 +373,18 @@ impl Provider for VaultProvider {
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
         self.fetch_kv(reference).await
     }
+}
+
+/// Runs one of our own endpoints with the client's token and namespace and
+/// parses the whole response envelope (lease fields included).
+async fn exec_full<E: Endpoint>(c: &VaultClient, endpoint: E) -> Result<E::Response, ClientError> {
+    endpoint
+        .with_middleware(c.middle())
+        .exec(c.http())
+        .await
+        .map_err(|e| ClientError::RestClientError { source: e })?
+        .parse()
+        .map_err(|e| ClientError::RestClientError { source: e })
 }
 
 /// Renew when two thirds of the TTL have passed.
@@ -526,17 +527,6 @@ fn map_error(store: &str, key: &str, e: ClientError) -> ProviderError {
             detail: error_chain(&other),
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Converts a KV payload (a JSON object) to a map of wrapped values.
