@@ -9,6 +9,8 @@
 # first, and the targets document the parts without reading bash.
 
 CARGO ?= cargo
+# bash for `pipefail` in cargo-test (the summary must not hide a failure).
+SHELL := /bin/bash
 
 .PHONY: test setup fmt-check clippy cargo-test demo demo-lint
 
@@ -23,8 +25,12 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
+# cargo prints one "test result" line per test binary, the last of which is
+# often an example with no tests; the summary line totals them all.
 cargo-test:
-	$(CARGO) test --all-targets --locked
+	mkdir -p target
+	set -o pipefail; $(CARGO) test --all-targets --locked 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
 # The README's "main job" command. It grows with the product: today the
 # gate is the capability that runs end to end without a cluster.
