@@ -395,6 +395,53 @@ async fn lease_keeper_renews_then_reissues_before_max_ttl() {
 }
 
 #[tokio::test]
+async fn vault_custom_ca_bundle_and_namespaces() {
+    let bao = OpenBao::start_tls();
+    bao.cli(&["namespace", "create", "team-a"]);
+    bao.cli(&["secrets", "enable", "-ns=team-a", "-path=secret", "kv-v2"]);
+    bao.cli(&[
+        "kv",
+        "put",
+        "-ns=team-a",
+        "-mount=secret",
+        "app/db",
+        "password=in-namespace",
+    ]);
+    let ca = bao.ca_file().expect("TLS server").to_owned();
+    let config = |namespace: Option<&str>, ca_certs: Vec<std::path::PathBuf>| {
+        let mut c = VaultConfig::new(
+            "vault-tls",
+            bao.addr(),
+            VaultAuth::Token(SecretString::from(bao.root_token())),
+        );
+        c.namespace = namespace.map(str::to_owned);
+        c.ca_certs = ca_certs;
+        c.timeout = Duration::from_secs(5);
+        c
+    };
+    // The namespace header selects team-a's mount.
+    let p = VaultProvider::connect(config(Some("team-a"), vec![ca.clone()]))
+        .await
+        .expect("connect over TLS with the custom CA");
+    let got = p
+        .fetch(&Reference::key("app/db").property("password"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&got.value), b"in-namespace");
+    // Without the namespace the secret is not there.
+    let root = VaultProvider::connect(config(None, vec![ca]))
+        .await
+        .unwrap();
+    let e = root.fetch(&Reference::key("app/db")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+    // Without the CA the server certificate is not trusted.
+    let e = VaultProvider::connect(config(Some("team-a"), vec![]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Unavailable { .. }), "{e}");
+}
+
+#[tokio::test]
 async fn a_stopped_vault_is_unavailable_not_a_hang() {
     let bao = OpenBao::start();
     let mut cfg = VaultConfig::new(

@@ -14,6 +14,8 @@ use super::tools;
 pub struct OpenBao {
     service: Service,
     port: u16,
+    /// `Some(CA file)` when started with TLS (`-dev-tls`).
+    ca: Option<std::path::PathBuf>,
     root_token: String,
     _dir: TempDir,
 }
@@ -22,6 +24,16 @@ impl OpenBao {
     /// Starts a fresh server; each test gets its own, so mounts and policies
     /// never leak between tests.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a server with TLS (`-dev-tls`): it generates its own CA,
+    /// written to [`OpenBao::ca_file`], for tests of custom CA bundles.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = tools::bao();
         start_with_retry("OpenBao", || {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -47,6 +59,14 @@ impl OpenBao {
                 .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
                 .arg(format!("-dev-root-token-id={root_token}"))
                 .arg("-dev-no-store-token")
+                .args(if tls {
+                    vec![
+                        "-dev-tls".to_owned(),
+                        format!("-dev-tls-cert-dir={}", dir.path().display()),
+                    ]
+                } else {
+                    Vec::new()
+                })
                 // Keep the developer's ~/.vault-token and config out of it.
                 .env("HOME", dir.path())
                 .env_remove("VAULT_ADDR")
@@ -55,22 +75,47 @@ impl OpenBao {
                 .env_remove("BAO_TOKEN");
             let mut service =
                 Service::spawn("OpenBao", cmd, &dir.path().join("bao.log"), Signal::SIGTERM);
-            // 200 = initialized, unsealed, active.
-            service.wait_ready(Duration::from_secs(30), || {
-                http_get_status(port, "/v1/sys/health", |c| c == 200)
-            })?;
+            let ca = tls.then(|| dir.path().join("vault-ca.pem"));
+            if let Some(ca) = &ca {
+                // TLS: ask the CLI (it verifies with the generated CA).
+                let addr = format!("https://127.0.0.1:{port}");
+                service.wait_ready(Duration::from_secs(30), || {
+                    ca.is_file()
+                        && tools::run(
+                            Command::new(&bin)
+                                .arg("status")
+                                .env("BAO_ADDR", &addr)
+                                .env("BAO_CACERT", ca),
+                            None,
+                        )
+                        .status
+                        .success()
+                })?;
+            } else {
+                // 200 = initialized, unsealed, active.
+                service.wait_ready(Duration::from_secs(30), || {
+                    http_get_status(port, "/v1/sys/health", |c| c == 200)
+                })?;
+            }
             Ok(Self {
                 service,
                 port,
+                ca,
                 root_token,
                 _dir: dir,
             })
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when started with TLS).
     pub fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed the server certificate (TLS servers only).
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca.as_deref()
     }
 
     /// The root token of this dev server.
@@ -121,6 +166,10 @@ impl OpenBao {
                 .args(args)
                 .env("BAO_ADDR", self.addr())
                 .env("BAO_TOKEN", &self.root_token)
+                .env(
+                    "BAO_CACERT",
+                    self.ca.as_deref().unwrap_or(std::path::Path::new("")),
+                )
                 .env("HOME", self._dir.path()),
             None,
         );
