@@ -112,7 +112,7 @@ pub enum Command {
     /// Encrypt a file sops-compatibly (age recipients, .sops.yaml rules).
     ///
     /// Example: sealgate encrypt --age age1... -i secrets.yaml
-    Encrypt(sops::EncryptArgs),
+    Encrypt(Box<sops::EncryptArgs>),
     /// Decrypt a sops file (MAC verified) to stdout, a file or in place.
     ///
     /// Example: sealgate decrypt secrets.yaml

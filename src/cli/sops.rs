@@ -16,6 +16,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 
 use super::{ExitStatus, Failure};
+use crate::providers::sops_keys::{KmsKeys, TransitKeys};
 use crate::secret::{ExposeSecret, SecretBytes};
 use crate::sops::config::{self, CreationRule};
 use crate::sops::{
@@ -62,8 +63,15 @@ impl IdentityOpts {
     fn keyring(&self) -> anyhow::Result<Keyring> {
         let ids = AgeIdentities::discover(&self.identities).map_err(|e| fail(e, "identities"))?;
         tracing::debug!(count = ids.len(), sources = ?ids.sources(), "age identities loaded");
-        Ok(Keyring::age(ids))
+        Ok(with_cloud_keys(Keyring::age(ids)))
     }
+}
+
+/// Adds the Vault Transit and AWS KMS backends (credentials from the
+/// environment, as sops takes them).
+fn with_cloud_keys(ring: Keyring) -> Keyring {
+    ring.with(Box::new(TransitKeys::from_env()))
+        .with(Box::new(KmsKeys::from_env()))
 }
 
 /// Encryption-rule flags (override `.sops.yaml`).
@@ -134,6 +142,20 @@ pub struct EncryptArgs {
         value_delimiter = ','
     )]
     age: Vec<String>,
+    /// Vault/OpenBao Transit keys as URIs
+    /// (`https://vault:8200/v1/transit/keys/NAME`, comma-separated or
+    /// repeated); the token comes from VAULT_TOKEN. Also SOPS_VAULT_URIS.
+    #[arg(
+        long = "hc-vault-transit",
+        value_name = "URI",
+        env = "SOPS_VAULT_URIS",
+        value_delimiter = ','
+    )]
+    hc_vault_transit: Vec<String>,
+    /// AWS KMS key ARNs (comma-separated or repeated); credentials from the
+    /// AWS default chain. Also SOPS_KMS_ARN.
+    #[arg(long, value_name = "ARN", env = "SOPS_KMS_ARN", value_delimiter = ',')]
+    kms: Vec<String>,
     /// Shamir threshold when .sops.yaml defines several key groups.
     #[arg(long = "shamir-secret-sharing-threshold", value_name = "N")]
     shamir_threshold: Option<usize>,
@@ -373,14 +395,28 @@ fn write_stdout(data: &[u8]) -> anyhow::Result<()> {
 /// Recipients for a new encryption: flags first, then `.sops.yaml`.
 fn creation_rule(
     age: &[String],
+    others: &[(&str, &[String])],
     config: Option<&Path>,
     target: &Path,
 ) -> anyhow::Result<CreationRule> {
-    let age: Vec<String> = age
+    let mut flagged: Vec<Recipient> = age
         .iter()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
+        .map(Recipient::age)
         .collect();
+    for (kind, ids) in others {
+        flagged.extend(
+            ids.iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(|id| Recipient {
+                    kind: (*kind).to_owned(),
+                    id: id.to_owned(),
+                }),
+        );
+    }
+    let age = flagged;
     let cfg = match config {
         Some(c) => Some(c.to_path_buf()),
         None => std::env::current_dir()
@@ -395,7 +431,7 @@ fn creation_rule(
         None => CreationRule::default(),
     };
     if !age.is_empty() {
-        rule.groups = vec![age.into_iter().map(Recipient::age).collect()];
+        rule.groups = vec![age];
     }
     if rule.groups.iter().all(|g| g.is_empty()) {
         return Err(fail(SopsError::NoRecipients, &target.display().to_string()));
@@ -419,7 +455,8 @@ pub fn encrypt(args: &EncryptArgs) -> anyhow::Result<ExitStatus> {
             format
         }
     })?;
-    let rule = creation_rule(&args.age, args.config.as_deref(), &target)?;
+    let others: [(&str, &[String]); 2] = [("hc_vault", &args.hc_vault_transit), ("kms", &args.kms)];
+    let rule = creation_rule(&args.age, &others, args.config.as_deref(), &target)?;
     let selector = match args.rules.selector().map_err(|e| fail(e, &name))? {
         Some(s) => Some(s),
         None => rule.selector,
@@ -431,8 +468,14 @@ pub fn encrypt(args: &EncryptArgs) -> anyhow::Result<ExitStatus> {
         mac_only_encrypted: args.rules.mac_only_encrypted || rule.mac_only_encrypted,
         binary: false,
     };
-    let out = engine::encrypt(&input, format, output, &opts, &Keyring::new())
-        .map_err(|e| fail(e, &name))?;
+    let out = engine::encrypt(
+        &input,
+        format,
+        output,
+        &opts,
+        &with_cloud_keys(Keyring::new()),
+    )
+    .map_err(|e| fail(e, &name))?;
     emit(
         &out,
         args.in_place,
@@ -720,7 +763,7 @@ pub fn edit(args: &EditArgs) -> anyhow::Result<ExitStatus> {
         let out = match previous.take() {
             Some((md, key, ivs)) => engine::reencrypt(branches, &md, &key, ivs, format),
             None => {
-                let rule = creation_rule(&args.age, args.config.as_deref(), &args.file)?;
+                let rule = creation_rule(&args.age, &[], args.config.as_deref(), &args.file)?;
                 let opts = EncryptOptions {
                     groups: rule.groups,
                     shamir_threshold: rule.shamir_threshold,
@@ -733,7 +776,7 @@ pub fn edit(args: &EditArgs) -> anyhow::Result<ExitStatus> {
                     format,
                     format,
                     &opts,
-                    &Keyring::new(),
+                    &with_cloud_keys(Keyring::new()),
                 )
             }
         }

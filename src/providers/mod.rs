@@ -21,6 +21,7 @@ pub mod cache;
 pub mod config;
 pub mod lease;
 pub mod property;
+pub mod sops_keys;
 pub mod vault;
 
 use std::collections::BTreeMap;

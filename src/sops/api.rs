@@ -134,20 +134,47 @@ pub fn reencrypt(
 }
 
 fn recipients_of(md: &Metadata) -> Result<Vec<Vec<Recipient>>, SopsError> {
+    let unsupported = |kind: &str| {
+        SopsError::UnsupportedKeyType {
+        kind: kind.to_owned(),
+        hint: "rotating would drop this key; rotate with sops, or remove the key with updatekeys first".into(),
+    }
+    };
     md.key_groups
         .iter()
         .map(|g| {
             g.iter()
                 .map(|e| {
-                    if e.kind != "age" {
-                        return Err(SopsError::UnsupportedKeyType {
-                            kind: e.kind.clone(),
-                            hint: "rotating would drop this key; rotate with sops, or remove the key with updatekeys first".into(),
-                        });
+                    let field = |name: &str| {
+                        e.field(name).ok_or_else(|| {
+                            SopsError::meta(&format!("sops.{}.{name}", e.kind), "missing")
+                        })
+                    };
+                    match e.kind.as_str() {
+                        "age" => field("recipient").map(Recipient::age),
+                        // Transit entries are re-wrapped for the same key.
+                        "hc_vault" => Ok(Recipient {
+                            kind: "hc_vault".into(),
+                            id: format!(
+                                "{}/v1/{}/keys/{}",
+                                field("vault_address")?,
+                                field("engine_path")?,
+                                field("key_name")?
+                            ),
+                        }),
+                        // KMS entries with a role or an encryption context
+                        // cannot be reproduced yet; plain ARNs can.
+                        "kms"
+                            if e.field("role").is_none_or(|r| r.is_empty())
+                                && crate::sops::tree::get(&e.fields, "context").is_none() =>
+                        {
+                            Ok(Recipient {
+                                kind: "kms".into(),
+                                id: field("arn")?,
+                            })
+                        }
+                        other => Err(unsupported(other)),
                     }
-                    e.field("recipient")
-                        .map(Recipient::age)
-                        .ok_or_else(|| SopsError::meta("sops.age.recipient", "missing"))
                 })
                 .collect()
         })

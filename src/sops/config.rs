@@ -78,26 +78,72 @@ fn key_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-const UNSUPPORTED_KINDS: [(&str, &str); 6] = [
+const UNSUPPORTED_KINDS: [(&str, &str); 4] = [
     ("pgp", "pgp"),
-    ("kms", "kms"),
     ("gcp_kms", "gcp_kms"),
     ("azure_keyvault", "azure_kv"),
-    ("hc_vault_transit_uri", "hc_vault"),
     ("hckms", "hckms"),
 ];
+
+/// Vault Transit URIs and KMS ARNs of a rule or key group. In a key group
+/// sops spells the Transit list `hc_vault` and writes KMS keys as objects
+/// (`arn`, `role`, `context`, `aws_profile`); a role or context cannot be
+/// honoured yet, so such a rule is refused rather than silently weakened.
+fn cloud_keys(items: &[Item], file: &Path, in_group: bool) -> Result<Vec<Recipient>, SopsError> {
+    let transit_field = if in_group {
+        "hc_vault"
+    } else {
+        "hc_vault_transit_uri"
+    };
+    let mut out: Vec<Recipient> = key_list(get(items, transit_field))
+        .into_iter()
+        .map(|id| Recipient {
+            kind: "hc_vault".into(),
+            id,
+        })
+        .collect();
+    let kms = get(items, "kms");
+    let objects: Vec<&[Item]> = match kms {
+        Some(Value::List(l)) => l
+            .iter()
+            .filter_map(|v| match v {
+                Value::Map(m) => Some(m.as_slice()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if objects.is_empty() {
+        out.extend(key_list(kms).into_iter().map(|id| Recipient {
+            kind: "kms".into(),
+            id,
+        }));
+    }
+    for o in objects {
+        let role = get(o, "role").and_then(scalar_text).unwrap_or_default();
+        if !role.trim().is_empty() || get(o, "context").is_some_and(|c| !matches!(c, Value::Null)) {
+            return Err(cfg_err(
+                file,
+                "kms keys with a role or an encryption context are not supported yet; use sops for this file",
+            ));
+        }
+        if let Some(arn) = get(o, "arn").and_then(scalar_text) {
+            out.push(Recipient {
+                kind: "kms".into(),
+                id: arn,
+            });
+        }
+    }
+    Ok(out)
+}
 
 fn group_from(items: &[Item], file: &Path, in_group: bool) -> Result<Vec<Recipient>, SopsError> {
     let mut g: Vec<Recipient> = key_list(get(items, "age"))
         .into_iter()
         .map(Recipient::age)
         .collect();
+    g.extend(cloud_keys(items, file, in_group)?);
     for (field, kind) in UNSUPPORTED_KINDS {
-        let field = if in_group && field == "hc_vault_transit_uri" {
-            "hc_vault"
-        } else {
-            field
-        };
         if let Some(v) = get(items, field) {
             let present = match v {
                 Value::List(l) => !l.is_empty(),

@@ -12,5 +12,6 @@ mod corpus;
 mod fixtures;
 mod gate;
 mod lint;
+mod master_keys;
 mod providers;
 mod sops;
