@@ -19,7 +19,8 @@ use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use super::{
-    Fetched, Metadata, Provider, ProviderError, Reference, SecretValue, error_chain, shape,
+    Fetched, FindQuery, Metadata, Provider, ProviderError, Reference, SecretValue, error_chain,
+    shape,
 };
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 
@@ -428,6 +429,26 @@ impl Provider for SecretsManagerProvider {
             meta: f.meta,
         })
     }
+
+    /// ListSecrets by prefix and tags, the name regex applied here, then
+    /// one BatchGetSecretValue per 20 matches.
+    async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
+        let names: Vec<String> = self
+            .list(query.path.as_deref(), &query.tags)
+            .await?
+            .into_iter()
+            .filter(|n| query.matches_name(n))
+            .collect();
+        if names.len() > super::FIND_LIMIT {
+            return Err(super::too_many(&self.store, query));
+        }
+        let refs: Vec<Reference> = names.iter().map(|n| Reference::key(n.clone())).collect();
+        let mut out = BTreeMap::new();
+        for (name, got) in names.into_iter().zip(self.fetch_many(&refs).await) {
+            out.insert(name, got?);
+        }
+        Ok(out)
+    }
 }
 
 /// AWS Systems Manager Parameter Store. `SecureString` parameters are
@@ -548,5 +569,24 @@ impl Provider for ParameterStoreProvider {
             )?,
             meta,
         })
+    }
+
+    /// GetParametersByPath below `query.path` (default `/`), the name regex
+    /// applied here. Parameter tags are not queried.
+    async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
+        if !query.tags.is_empty() {
+            return Err(ProviderError::Invalid {
+                store: self.store.clone(),
+                key: query.path.clone().unwrap_or_default(),
+                detail: "find by tags is not supported for Parameter Store".into(),
+            });
+        }
+        let path = query.path.clone().unwrap_or_else(|| "/".to_owned());
+        let mut all = self.fetch_by_path(&path).await?;
+        all.retain(|name, _| query.matches_name(name));
+        if all.len() > super::FIND_LIMIT {
+            return Err(super::too_many(&self.store, query));
+        }
+        Ok(all)
     }
 }

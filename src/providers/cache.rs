@@ -244,6 +244,15 @@ impl<P: Provider> Provider for Frugal<P> {
         self.inner.store()
     }
 
+    /// Passed through uncached: a find is a listing, whose answer changes
+    /// as secrets are added, and the controller runs it once per refresh.
+    async fn find(
+        &self,
+        query: &super::FindQuery,
+    ) -> Result<std::collections::BTreeMap<String, Fetched>, ProviderError> {
+        self.inner.find(query).await
+    }
+
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
         if let Some(f) = self.cached(reference) {
             return Ok(f);

@@ -235,6 +235,33 @@ impl ProviderError {
     }
 }
 
+/// A `dataFrom.find` query: every secret below `path` whose name (relative
+/// to the store's root, e.g. `app/db`) matches `name` and that carries all
+/// `tags` (KV v2 custom metadata, AWS tags).
+#[derive(Debug, Clone, Default)]
+pub struct FindQuery {
+    /// Path prefix to search under (none: the whole store).
+    pub path: Option<String>,
+    /// Regular expression the name must match (unanchored, as in ESO).
+    pub name: Option<regex::Regex>,
+    /// Tags that must all be present with these values.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl FindQuery {
+    fn matches_name(&self, name: &str) -> bool {
+        self.name.as_ref().is_none_or(|r| r.is_match(name))
+    }
+
+    fn matches_tags(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.tags.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// Most secrets a single `find` returns; a larger match is refused rather
+/// than silently truncated or allowed to hammer the backend.
+pub const FIND_LIMIT: usize = 1_000;
+
 /// One secret backend. Implemented by [`vault::VaultProvider`] and
 /// [`aws::SecretsManagerProvider`] / [`aws::ParameterStoreProvider`].
 #[async_trait::async_trait]
@@ -244,6 +271,27 @@ pub trait Provider: Send + Sync {
 
     /// Fetches one reference.
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError>;
+
+    /// Every secret matching `query`, by name (for `dataFrom.find`).
+    async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
+        let _ = query;
+        Err(ProviderError::Invalid {
+            store: self.store().to_owned(),
+            key: String::new(),
+            detail: "this store does not support find".into(),
+        })
+    }
+}
+
+/// The error for a `find` that matched more than [`FIND_LIMIT`] secrets.
+pub(crate) fn too_many(store: &str, query: &FindQuery) -> ProviderError {
+    ProviderError::Invalid {
+        store: store.to_owned(),
+        key: query.path.clone().unwrap_or_default(),
+        detail: format!(
+            "find matched more than {FIND_LIMIT} secrets; narrow the path, name or tags"
+        ),
+    }
 }
 
 /// Applies `reference.property` and `reference.decoding` to a fetched map

@@ -1062,3 +1062,114 @@ mod cli {
             .stdout("aws-cli-planted");
     }
 }
+
+#[tokio::test]
+async fn find_by_path_name_and_tags_in_vault_and_aws() {
+    use sealgate::providers::FindQuery;
+
+    let bao = OpenBao::start();
+    for (path, v) in [
+        ("app/a", "1"),
+        ("app/b", "2"),
+        ("app/sub/c", "3"),
+        ("other/d", "4"),
+    ] {
+        bao.cli(&["kv", "put", "-mount=secret", path, &format!("v={v}")]);
+    }
+    for path in ["app/a", "app/sub/c", "other/d"] {
+        bao.cli(&[
+            "kv",
+            "metadata",
+            "put",
+            "-mount=secret",
+            "-custom-metadata=team=x",
+            path,
+        ]);
+    }
+    let p = root_provider(&bao).await;
+    let names =
+        |m: &BTreeMap<String, sealgate::providers::Fetched>| m.keys().cloned().collect::<Vec<_>>();
+    let q = FindQuery {
+        path: Some("app".into()),
+        ..FindQuery::default()
+    };
+    assert_eq!(
+        names(&p.find(&q).await.unwrap()),
+        ["app/a", "app/b", "app/sub/c"]
+    );
+    let q = FindQuery {
+        path: Some("app".into()),
+        name: Some(regex::Regex::new("/(a|c)$").unwrap()),
+        ..FindQuery::default()
+    };
+    let got = p.find(&q).await.unwrap();
+    assert_eq!(names(&got), ["app/a", "app/sub/c"]);
+    assert_eq!(map(&got["app/sub/c"].value)["v"], "3");
+    let mut tags = BTreeMap::new();
+    tags.insert("team".to_owned(), "x".to_owned());
+    let q = FindQuery {
+        tags: tags.clone(),
+        ..FindQuery::default()
+    };
+    assert_eq!(
+        names(&p.find(&q).await.unwrap()),
+        ["app/a", "app/sub/c", "other/d"]
+    );
+    let q = FindQuery {
+        path: Some("nothing-here".into()),
+        ..FindQuery::default()
+    };
+    assert!(p.find(&q).await.unwrap().is_empty());
+
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    for (name, team) in [
+        ("svc/api-key", "x"),
+        ("svc/db", "y"),
+        ("svc/api-token", "x"),
+    ] {
+        sm.create_secret()
+            .name(name)
+            .secret_string(format!("value-of-{name}"))
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("team")
+                    .value(team)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let aws = SecretsManagerProvider::connect(&aws_config(&moto)).await;
+    let q = FindQuery {
+        path: Some("svc/".into()),
+        name: Some(regex::Regex::new("api").unwrap()),
+        tags,
+    };
+    let got = aws.find(&q).await.unwrap();
+    assert_eq!(names(&got), ["svc/api-key", "svc/api-token"]);
+    assert_eq!(bytes(&got["svc/api-key"].value), b"value-of-svc/api-key");
+
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    for name in ["/p/app/one", "/p/app/two", "/p/other/three"] {
+        ssm.put_parameter()
+            .name(name)
+            .value("x")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .unwrap();
+    }
+    let ps = ParameterStoreProvider::connect(&aws_config(&moto)).await;
+    let q = FindQuery {
+        path: Some("/p".into()),
+        name: Some(regex::Regex::new("/app/").unwrap()),
+        ..FindQuery::default()
+    };
+    assert_eq!(
+        names(&ps.find(&q).await.unwrap()),
+        ["/p/app/one", "/p/app/two"]
+    );
+}

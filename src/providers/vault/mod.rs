@@ -23,7 +23,8 @@ use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use super::{
-    Fetched, Lease, Metadata, Provider, ProviderError, Reference, SecretValue, error_chain, shape,
+    Fetched, FindQuery, Lease, Metadata, Provider, ProviderError, Reference, SecretValue,
+    error_chain, shape,
 };
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 
@@ -372,6 +373,66 @@ impl Provider for VaultProvider {
 
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
         self.fetch_kv(reference).await
+    }
+
+    /// Lists the KV mount below `query.path` depth-first, then reads every
+    /// matching name (tags are KV v2 custom metadata).
+    async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
+        let mount = self.config.kv_mount.clone();
+        let root = query
+            .path
+            .as_deref()
+            .unwrap_or("")
+            .trim_matches('/')
+            .to_owned();
+        let mut folders = vec![if root.is_empty() {
+            String::new()
+        } else {
+            format!("{root}/")
+        }];
+        let mut names = Vec::new();
+        while let Some(folder) = folders.pop() {
+            let keys = self
+                .call(&folder, |c| {
+                    let (mount, folder) = (mount.clone(), folder.clone());
+                    let v2 = self.config.kv_version == KvVersion::V2;
+                    async move {
+                        if v2 {
+                            vaultrs::kv2::list(&*c, &mount, &folder).await
+                        } else {
+                            vaultrs::kv1::list(&*c, &mount, &folder)
+                                .await
+                                .map(|r| r.data.keys)
+                        }
+                    }
+                })
+                .await;
+            let keys = match keys {
+                Ok(k) => k,
+                // An empty folder (or a missing path) lists as 404.
+                Err(ProviderError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            for k in keys {
+                let full = format!("{folder}{k}");
+                if k.ends_with('/') {
+                    folders.push(full);
+                } else if query.matches_name(&full) {
+                    names.push(full);
+                    if names.len() > super::FIND_LIMIT {
+                        return Err(super::too_many(&self.config.store, query));
+                    }
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for name in names {
+            let f = self.fetch_kv(&Reference::key(name.clone())).await?;
+            if query.matches_tags(&f.meta.labels) {
+                out.insert(name, f);
+            }
+        }
+        Ok(out)
     }
 }
 
