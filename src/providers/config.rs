@@ -96,6 +96,9 @@ pub struct VaultSpec {
     pub namespace: Option<String>,
     /// CA bundle file.
     pub ca_file: Option<PathBuf>,
+    /// Name to verify the server certificate against, when it differs
+    /// from the host in `server`.
+    pub tls_server_name: Option<String>,
     /// Request timeout in seconds (default 10).
     pub timeout_seconds: Option<u64>,
     /// Exactly one auth method.
@@ -335,6 +338,7 @@ impl StoreFile {
             };
             config.namespace = v.namespace.clone();
             config.ca_certs = v.ca_file.iter().cloned().collect();
+            config.tls_server_name = v.tls_server_name.clone();
             if let Some(t) = v.timeout_seconds {
                 config.timeout = Duration::from_secs(t);
             }

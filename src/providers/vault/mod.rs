@@ -83,6 +83,10 @@ pub struct VaultConfig {
     pub namespace: Option<String>,
     /// PEM files of CAs to trust for the server certificate.
     pub ca_certs: Vec<PathBuf>,
+    /// Name to verify the server certificate against (and send as SNI)
+    /// when it differs from the host in `address` — e.g. connecting by IP
+    /// or through a tunnel to a server whose certificate names its DNS name.
+    pub tls_server_name: Option<String>,
     /// KV mount path (`secret`).
     pub kv_mount: String,
     /// KV engine version of that mount.
@@ -101,6 +105,7 @@ impl VaultConfig {
             address: address.into(),
             namespace: None,
             ca_certs: Vec::new(),
+            tls_server_name: None,
             kv_mount: "secret".to_owned(),
             kv_version: KvVersion::V2,
             timeout: Duration::from_secs(10),
@@ -473,7 +478,62 @@ fn build_client(config: &VaultConfig, token: &str) -> Result<VaultClient, Provid
         key: String::new(),
         detail: format!("vault client settings: {e}"),
     })?;
-    VaultClient::new(settings).map_err(|e| map_error(&config.store, "", e))
+    let mut client = VaultClient::new(settings).map_err(|e| map_error(&config.store, "", e))?;
+    if let Some(name) = &config.tls_server_name {
+        client.http = server_name_client(config, name)?;
+    }
+    Ok(client)
+}
+
+/// An HTTP client that connects to `config.address` but addresses (SNI,
+/// certificate check, Host header) `name`: the URL uses `name` and DNS for
+/// it is overridden to the address's host.
+fn server_name_client(
+    config: &VaultConfig,
+    name: &str,
+) -> Result<rustify::clients::reqwest::Client, ProviderError> {
+    let invalid = |detail: String| ProviderError::Invalid {
+        store: config.store.clone(),
+        key: String::new(),
+        detail,
+    };
+    let url = reqwest::Url::parse(&config.address)
+        .map_err(|e| invalid(format!("vault address {:?}: {e}", config.address)))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid("vault address has no host".into()))?;
+    let port = url.port_or_known_default().unwrap_or(8200);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host.trim_matches(['[', ']']), port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ProviderError::Unavailable {
+            store: config.store.clone(),
+            detail: format!("cannot resolve {host}"),
+        })?;
+    let mut builder = reqwest::ClientBuilder::new()
+        .tls_backend_rustls()
+        .resolve(name, target)
+        .timeout(config.timeout);
+    let mut certs = Vec::new();
+    for path in &config.ca_certs {
+        let pem =
+            std::fs::read(path).map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?;
+        certs.extend(
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?,
+        );
+    }
+    if !certs.is_empty() {
+        builder = builder.tls_certs_merge(certs);
+    }
+    let http = builder
+        .build()
+        .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+    let mut base = url.clone();
+    base.set_host(Some(name))
+        .map_err(|e| invalid(format!("tls server name {name:?}: {e}")))?;
+    let base = base.as_str().trim_end_matches('/').to_owned();
+    Ok(rustify::clients::reqwest::Client::new(&base, http))
 }
 
 async fn login(config: &VaultConfig) -> Result<Session, ProviderError> {
