@@ -1173,3 +1173,126 @@ async fn find_by_path_name_and_tags_in_vault_and_aws() {
         ["/p/app/one", "/p/app/two"]
     );
 }
+
+/// JWT auth with a real signed token: a ServiceAccount token minted by the
+/// test kube-apiserver (TokenRequest), verified by OpenBao with the
+/// apiserver's signing key.
+#[tokio::test]
+async fn vault_jwt_login_with_a_service_account_token() {
+    use crate::support::cluster::TestCluster;
+
+    let cluster = TestCluster::get();
+    let Some((issuer, public_key)) = cluster.token_issuer() else {
+        eprintln!("skipped: needs the local control plane (not USE_EXISTING_CLUSTER)");
+        return;
+    };
+    let ns = cluster.namespace("jwt").await;
+    let jwt = cluster.service_account_token(&ns, "app").await;
+
+    let bao = OpenBao::start();
+    bao.cli(&["kv", "put", "-mount=secret", "jwt/app", "password=via-jwt"]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sa.pub");
+    std::fs::write(&key, public_key).unwrap();
+    let policy = dir.path().join("p.hcl");
+    std::fs::write(
+        &policy,
+        "path \"secret/data/jwt/*\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.cli(&["policy", "write", "jwt-app", policy.to_str().unwrap()]);
+    bao.cli(&["auth", "enable", "jwt"]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwt_validation_pubkeys=@{}", key.display()),
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/role/app",
+        "role_type=jwt",
+        &format!("bound_audiences={issuer}"),
+        "user_claim=sub",
+        &format!("bound_subject=system:serviceaccount:{ns}:app"),
+        "token_policies=jwt-app",
+        "token_ttl=10m",
+    ]);
+    let login = |jwt: &str| {
+        VaultConfig::new(
+            "vault-jwt",
+            bao.addr(),
+            VaultAuth::Jwt {
+                mount: "jwt".into(),
+                role: "app".into(),
+                jwt: SecretString::from(jwt),
+            },
+        )
+    };
+    let p = VaultProvider::connect(login(&jwt))
+        .await
+        .expect("jwt login");
+    let got = p
+        .fetch(&Reference::key("jwt/app").property("password"))
+        .await
+        .unwrap();
+    assert_eq!(bytes(&got.value), b"via-jwt");
+    // A token for another ServiceAccount does not match the bound subject.
+    let other = cluster.service_account_token(&ns, "intruder").await;
+    let e = VaultProvider::connect(login(&other)).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Unauthenticated { .. }), "{e}");
+}
+
+/// The client's own token is renewed before it expires, and when renewal
+/// is no longer possible (max TTL) the provider logs in again.
+#[tokio::test]
+async fn vault_client_token_is_renewed_then_replaced_by_a_new_login() {
+    let bao = OpenBao::start();
+    bao.cli(&["kv", "put", "-mount=secret", "t/s", "v=1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.hcl");
+    std::fs::write(&policy, "path \"secret/data/t/*\" { capabilities = [\"read\"] }\n").unwrap();
+    bao.cli(&["policy", "write", "read-t", policy.to_str().unwrap()]);
+    bao.cli(&["auth", "enable", "approle"]);
+    bao.cli(&[
+        "write",
+        "auth/approle/role/short",
+        "token_policies=read-t",
+        "token_ttl=2s",
+        "token_max_ttl=5s",
+    ]);
+    let role_id = bao.cli(&["read", "-field=role_id", "auth/approle/role/short/role-id"]);
+    let secret_id = bao.cli(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/short/secret-id",
+    ]);
+    let p = VaultProvider::connect(VaultConfig::new(
+        "vault-short",
+        bao.addr(),
+        VaultAuth::AppRole {
+            mount: "approle".into(),
+            role_id: role_id.trim().to_owned(),
+            secret_id: SecretString::from(secret_id.trim()),
+        },
+    ))
+    .await
+    .unwrap();
+    // Keep reading for 8 s: past the token TTL (needs renewals) and past
+    // its max TTL (needs a new login). Every read must succeed.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        p.fetch(&Reference::key("t/s"))
+            .await
+            .expect("read with a live token");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert!(
+        bao.requests_to("auth/token/renew-self") >= 1,
+        "no renewal seen"
+    );
+    assert!(
+        bao.requests_to("auth/approle/login") >= 2,
+        "no second login seen"
+    );
+}

@@ -120,6 +120,9 @@ struct LocalProcesses {
 pub struct TestCluster {
     kubeconfig: PathBuf,
     version: String,
+    /// Service-account token issuer and the PEM public key that verifies
+    /// its tokens (local control planes only).
+    issuer: Option<(String, String)>,
     _backing: Backing,
 }
 
@@ -270,6 +273,7 @@ fn start_local() -> TestCluster {
     TestCluster {
         kubeconfig,
         version,
+        issuer: Some((format!("https://127.0.0.1:{port}"), sa_key.public_key_pem())),
         _backing: Backing::Local(Box::new(LocalProcesses {
             _etcd: etcd,
             _apiserver: apiserver,
@@ -360,6 +364,7 @@ impl TestCluster {
             TestCluster {
                 kubeconfig,
                 version,
+                issuer: None,
                 _backing: Backing::Existing,
             }
         } else {
@@ -371,6 +376,13 @@ impl TestCluster {
     /// `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The service-account token issuer (also the default audience of
+    /// TokenRequest tokens) and the PEM public key that verifies them, so
+    /// JWT-based logins (Vault/OpenBao `jwt` auth) can be configured.
+    pub fn token_issuer(&self) -> Option<(&str, &str)> {
+        self.issuer.as_ref().map(|(i, k)| (i.as_str(), k.as_str()))
     }
 
     /// The server's version, e.g. `v1.37.2`.
