@@ -488,6 +488,74 @@ impl ParameterStoreProvider {
             .map_err(|e| map_sdk_error(&self.store, "", e))
     }
 
+    /// Fetches several parameters with GetParameters (10 names a call),
+    /// decrypted; results in input order, a missing name is `NotFound`
+    /// without failing the others. Versioned references are fetched singly
+    /// (their answers carry the bare name, which would be ambiguous).
+    pub async fn fetch_many(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        let mut unique: Vec<String> = refs
+            .iter()
+            .filter(|r| r.version.is_none())
+            .map(|r| r.key.clone())
+            .collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut got: BTreeMap<String, Result<Fetched, ProviderError>> = BTreeMap::new();
+        for chunk in unique.chunks(10) {
+            match self
+                .client
+                .get_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .with_decryption(true)
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    for p in resp.parameters() {
+                        let (Some(name), Some(value)) = (p.name(), p.value()) else {
+                            continue;
+                        };
+                        let mut meta = Metadata::now();
+                        meta.version = Some(p.version().to_string());
+                        got.insert(
+                            name.to_owned(),
+                            Ok(Fetched {
+                                value: SecretValue::Bytes(SecretBytes::from(value.as_bytes())),
+                                meta,
+                            }),
+                        );
+                    }
+                }
+                Err(e) => {
+                    let e = map_sdk_error(&self.store, "", e);
+                    for n in chunk {
+                        got.insert(n.clone(), Err(e.with_key(n)));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            out.push(if r.version.is_some() {
+                self.fetch(r).await
+            } else {
+                match got.get(&r.key) {
+                    Some(Ok(f)) => shape(&self.store, r, f.value.clone()).map(|value| Fetched {
+                        value,
+                        meta: f.meta.clone(),
+                    }),
+                    Some(Err(e)) => Err(e.with_key(&r.key)),
+                    None => Err(ProviderError::NotFound {
+                        store: self.store.clone(),
+                        key: r.key.clone(),
+                        detail: "not returned by GetParameters".into(),
+                    }),
+                }
+            });
+        }
+        out
+    }
+
     /// Every parameter below `path` (recursively), decrypted, keyed by its
     /// full name: `dataFrom.find` for Parameter Store.
     pub async fn fetch_by_path(

@@ -783,6 +783,23 @@ async fn aws_parameter_store_secure_strings_and_paths() {
     );
     let e = p.fetch(&Reference::key("/app/none")).await.unwrap_err();
     assert!(matches!(e, ProviderError::NotFound { .. }), "{e}");
+
+    let many = p
+        .fetch_many(&[
+            Reference::key("/app/prod/api/key"),
+            Reference::key("/app/none"),
+            Reference::key("/app/prod/db-password").version("1"),
+            Reference::key("/app/staging/db-password"),
+        ])
+        .await;
+    assert_eq!(bytes(&many[0].as_ref().unwrap().value), b"ssm-secret-2");
+    assert!(
+        matches!(many[1], Err(ProviderError::NotFound { .. })),
+        "{:?}",
+        many[1]
+    );
+    assert_eq!(bytes(&many[2].as_ref().unwrap().value), b"ssm-secret-1");
+    assert_eq!(bytes(&many[3].as_ref().unwrap().value), b"ssm-secret-3");
 }
 
 /// Captures every log line (all targets, TRACE) while values flow through
@@ -1250,7 +1267,11 @@ async fn vault_client_token_is_renewed_then_replaced_by_a_new_login() {
     bao.cli(&["kv", "put", "-mount=secret", "t/s", "v=1"]);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.hcl");
-    std::fs::write(&policy, "path \"secret/data/t/*\" { capabilities = [\"read\"] }\n").unwrap();
+    std::fs::write(
+        &policy,
+        "path \"secret/data/t/*\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
     bao.cli(&["policy", "write", "read-t", policy.to_str().unwrap()]);
     bao.cli(&["auth", "enable", "approle"]);
     bao.cli(&[
@@ -1295,4 +1316,53 @@ async fn vault_client_token_is_renewed_then_replaced_by_a_new_login() {
         bao.requests_to("auth/approle/login") >= 2,
         "no second login seen"
     );
+}
+
+/// IRSA-style web identity: the SDK exchanges a token file for credentials
+/// with STS (moto's), then reads the secret.
+#[test]
+fn aws_web_identity_credentials_through_sts() {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sdk = moto.sdk_config().await;
+        aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name("irsa/app")
+            .secret_string("via-web-identity")
+            .send()
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    // moto accepts any token; the SDK only needs a file to read.
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2ln").unwrap();
+    let def = dir.path().join("aws.yaml");
+    std::fs::write(
+        &def,
+        format!(
+            "name: irsa\naws:\n  region: {REGION}\n  endpoint: {endpoint}\n  auth:\n    webIdentity:\n      tokenFile: {}\n      roleArn: arn:aws:iam::123456789012:role/app\n",
+            token.display(),
+            endpoint = moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealgate"))
+        .args(["get", "--config"])
+        .arg(&def)
+        .arg("irsa/app")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"via-web-identity");
 }
