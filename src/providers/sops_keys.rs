@@ -15,6 +15,7 @@ use std::future::Future;
 use base64::Engine;
 
 use crate::secret::{ExposeSecret, SecretBytes, SecretString};
+use crate::sops::engine::now_rfc3339;
 use crate::sops::error::SopsError;
 use crate::sops::keys::{KeyEntry, MasterKeyBackend};
 use crate::sops::tree::{Item, Value};
@@ -32,31 +33,6 @@ fn block_on<T: Send>(fut: impl Future<Output = Result<T, String>> + Send) -> Res
         .join()
         .map_err(|_| "key backend thread panicked".to_owned())?
     })
-}
-
-fn now_rfc3339() -> String {
-    // sops writes UTC RFC 3339 with seconds; computed without a date crate.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn wrap_err(kind: &str, recipient: &str, reason: impl Into<String>) -> SopsError {
