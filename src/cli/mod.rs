@@ -109,7 +109,8 @@ pub enum Command {
     ///
     /// Example: sealgate get --config aws.yaml prod/db --property password | wc -c
     Get(store::GetArgs),
-    /// Encrypt a file sops-compatibly (age recipients, .sops.yaml rules).
+    /// Encrypt a file sops-compatibly (age, Vault Transit or AWS KMS keys;
+    /// .sops.yaml rules).
     ///
     /// Example: sealgate encrypt --age age1... -i secrets.yaml
     Encrypt(Box<sops::EncryptArgs>),
