@@ -460,11 +460,12 @@ pub fn aws_secret_candidates(s: &str) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::testdata::*;
 
     #[test]
     fn real_formats_match() {
         let cases = [
-            ("AKIAZ7Q3RMW5T2YB6HXK", "token/aws-access-key"),
+            (AWS_ACCESS_KEY_ID, "token/aws-access-key"),
             ("ghp_R8c2Kq9LmW3zX7vB1nT5yP0sD4fG6hJ2kL9a", "token/github"),
             ("glpat-Xq3vR9tK2mB7wL5zN8cY", "token/gitlab"),
             (
@@ -488,7 +489,7 @@ mod tests {
     #[test]
     fn docs_examples_and_fillers_do_not_match() {
         for s in [
-            "AKIAIOSFODNN7EXAMPLE",
+            AWS_DOCS_EXAMPLE_KEY_ID,
             "ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
             "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
@@ -499,12 +500,9 @@ mod tests {
 
     #[test]
     fn pem_needs_a_body() {
-        assert!(
-            private_keys("-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----")
-                .is_empty()
-        );
+        assert!(private_keys(&format!("{RSA_BEGIN}\n...\n{RSA_END}")).is_empty());
         let body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun";
-        let k = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----");
+        let k = format!("{PKCS8_BEGIN}\n{body}\n{PKCS8_END}");
         assert_eq!(private_keys(&k).len(), 1);
         assert!(private_keys("-----BEGIN CERTIFICATE-----\nMIIB\n").is_empty());
         assert!(private_keys("-----BEGIN AGE ENCRYPTED FILE-----\n").is_empty());

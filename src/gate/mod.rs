@@ -419,4 +419,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+mod testdata;
+#[cfg(test)]
 mod tests;

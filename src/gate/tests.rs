@@ -33,7 +33,11 @@ fn secret_string_data_refused_with_identity_and_field() {
 #[test]
 fn secret_data_is_decoded_and_inner_key_named() {
     use base64::Engine as _;
-    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n-----END RSA PRIVATE KEY-----\n";
+    let pem = format!(
+        "{}\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n{}\n",
+        testdata::RSA_BEGIN,
+        testdata::RSA_END
+    );
     let b = base64::engine::general_purpose::STANDARD.encode(pem);
     let r = scan(
         "s.yaml",
@@ -119,7 +123,10 @@ fn tokens_anywhere() {
 fn aws_pair() {
     let r = scan(
         ".env",
-        "AWS_ACCESS_KEY_ID=AKIAZ7Q3RMW5T2YB6HXK\nAWS_SECRET_ACCESS_KEY=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\n",
+        &format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY=k9Xq2Lr7Tb4Wn8Vz1Mc5Hy3Gd6Fs0Ja2Pe7Qo4Ru\n",
+            testdata::AWS_ACCESS_KEY_ID
+        ),
     );
     assert_eq!(
         rules_of(&r),
@@ -153,11 +160,13 @@ fn accepted_kinds_have_no_findings() {
         ),
         (
             "keys.yaml",
-            "recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\nssh: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host\ncert: |\n  -----BEGIN CERTIFICATE-----\n  MIIBszCCAVmgAwIBAgIUQ\n  -----END CERTIFICATE-----\naws: AKIAIOSFODNN7EXAMPLE\n",
+            "recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\nssh: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host\ncert: |\n  -----BEGIN CERTIFICATE-----\n  MIIBszCCAVmgAwIBAgIUQ\n  -----END CERTIFICATE-----\naws: AWS_DOCS_EXAMPLE\n",
         ),
     ];
     for (p, t) in docs {
-        let r = scan(p, t);
+        // The documented AWS example key is spliced in from testdata.
+        let t = t.replace("AWS_DOCS_EXAMPLE", testdata::AWS_DOCS_EXAMPLE_KEY_ID);
+        let r = scan(p, &t);
         assert!(r.findings.is_empty(), "{p}: {r:#?}");
     }
 }

@@ -401,7 +401,7 @@ mod tests {
         let mut ids = AgeIdentities::default();
         let e = ids
             .add_text(
-                &SecretString::from("AGE-SECRET-KEY-1NOTVALIDSECRETMATERIAL"),
+                &SecretString::from("AGE-SECRET-KEY-1-NOTVALIDSECRETMATERIAL"),
                 "SOPS_AGE_KEY",
             )
             .unwrap_err();

@@ -389,7 +389,7 @@ fn identities_are_discovered_the_sops_way() {
     assert!(decrypts(sealgate(&lab, None).env_remove("XDG_CONFIG_HOME")));
     // A malformed key is reported without echoing it.
     let mut c = sealgate(&lab, None);
-    c.env("SOPS_AGE_KEY", "AGE-SECRET-KEY-1QQQQSECRETMATERIALQQQQ")
+    c.env("SOPS_AGE_KEY", "AGE-SECRET-KEY-1-QQQQSECRETMATERIALQQQQ")
         .arg("decrypt")
         .arg(&file);
     let o = run(c);
