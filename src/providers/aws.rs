@@ -166,6 +166,29 @@ where
     }
 }
 
+/// One reference's result from a batch call: the fetched value shaped by
+/// the reference (property, decoding), the batch's error re-keyed, or
+/// `NotFound` when the service did not mention the id at all.
+fn batch_answer(
+    store: &str,
+    r: &Reference,
+    answer: Option<&Result<Fetched, ProviderError>>,
+    api: &str,
+) -> Result<Fetched, ProviderError> {
+    match answer {
+        Some(Ok(f)) => shape(store, r, f.value.clone()).map(|value| Fetched {
+            value,
+            meta: f.meta.clone(),
+        }),
+        Some(Err(e)) => Err(e.with_key(&r.key)),
+        None => Err(ProviderError::NotFound {
+            store: store.to_owned(),
+            key: r.key.clone(),
+            detail: format!("not returned by {api}"),
+        }),
+    }
+}
+
 fn looks_like_version_id(v: &str) -> bool {
     v.len() >= 32 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
@@ -266,18 +289,12 @@ impl SecretsManagerProvider {
         }
         for i in plain {
             let r = &refs[i];
-            out[i] = Some(match got.get(&r.key) {
-                Some(Ok(f)) => shape(&self.store, r, f.value.clone()).map(|value| Fetched {
-                    value,
-                    meta: f.meta.clone(),
-                }),
-                Some(Err(e)) => Err(e.with_key(&r.key)),
-                None => Err(ProviderError::NotFound {
-                    store: self.store.clone(),
-                    key: r.key.clone(),
-                    detail: "not returned by BatchGetSecretValue".into(),
-                }),
-            });
+            out[i] = Some(batch_answer(
+                &self.store,
+                r,
+                got.get(&r.key),
+                "BatchGetSecretValue",
+            ));
         }
         out.into_iter()
             .map(|o| {
@@ -539,18 +556,7 @@ impl ParameterStoreProvider {
             out.push(if r.version.is_some() {
                 self.fetch(r).await
             } else {
-                match got.get(&r.key) {
-                    Some(Ok(f)) => shape(&self.store, r, f.value.clone()).map(|value| Fetched {
-                        value,
-                        meta: f.meta.clone(),
-                    }),
-                    Some(Err(e)) => Err(e.with_key(&r.key)),
-                    None => Err(ProviderError::NotFound {
-                        store: self.store.clone(),
-                        key: r.key.clone(),
-                        detail: "not returned by GetParameters".into(),
-                    }),
-                }
+                batch_answer(&self.store, r, got.get(&r.key), "GetParameters")
             });
         }
         out
