@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod controller;
 pub mod gate;
 pub mod providers;
 pub mod secret;

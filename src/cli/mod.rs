@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+pub mod crds;
 mod lint;
 mod logging;
 pub mod sops;
@@ -134,6 +135,10 @@ pub enum Command {
     ///
     /// Example: sealgate filestatus secrets.yaml
     Filestatus(sops::FileStatusArgs),
+    /// Print the CustomResourceDefinitions (or write them, one per file).
+    ///
+    /// Example: sealgate crds | kubectl apply --server-side -f -
+    Crds(crds::CrdsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -185,5 +190,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Updatekeys(args) => sops::updatekeys(&args),
         Command::Rotate(args) => sops::rotate(&args),
         Command::Filestatus(args) => sops::filestatus(&args),
+        Command::Crds(args) => crds::run(&args),
     }
 }

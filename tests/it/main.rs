@@ -9,6 +9,7 @@ mod support;
 mod cli;
 mod cluster;
 mod corpus;
+mod crds;
 mod fixtures;
 mod gate;
 mod lint;

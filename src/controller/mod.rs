@@ -1,0 +1,12 @@
+//! The Kubernetes controller: turns `ExternalSecret`s and `SopsSecret`s into
+//! Kubernetes Secrets, using the stores (`SecretStore`,
+//! `ClusterSecretStore`) that security teams define.
+//!
+//! Design note: `api` holds the custom resource types (the CRDs in `crds/`
+//! are generated from them by `sealgate crds`); each reconciler lives in its
+//! own module and is readable on its own. The controller depends on
+//! `providers` and `sops` for values and on kube-rs for the cluster; nothing
+//! below it knows about Kubernetes.
+
+pub mod api;
+pub mod crds;
