@@ -10,3 +10,5 @@
 
 pub mod api;
 pub mod crds;
+pub mod sops_secret;
+pub mod status;

@@ -21,6 +21,7 @@ pub mod shamir;
 pub mod tree;
 
 mod api;
+pub mod secret_data;
 
 pub use api::*;
 pub use engine::EncryptOptions;

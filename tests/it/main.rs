@@ -16,3 +16,4 @@ mod lint;
 mod master_keys;
 mod providers;
 mod sops;
+mod sops_secret;

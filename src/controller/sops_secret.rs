@@ -1,0 +1,540 @@
+//! The `SopsSecret` reconciler: a sops-encrypted source, as committed to
+//! Git, becomes a Kubernetes Secret in the same namespace.
+//!
+//! Design note: one reconcile reads the decryption keys (age identities in
+//! Flux's `*.agekey` format from a Secret in the controller's own namespace),
+//! decrypts in memory with the MAC checked, and writes the Secret with
+//! server-side apply only when its content differs from what is there. Any
+//! failure — missing key Secret, no matching key, a tampered file, a Secret
+//! sealgate does not own — leaves the existing Secret exactly as it was and
+//! is reported through the `Ready` condition and a Warning event. Plaintext
+//! exists only in `SecretBytes` and, unavoidably, in the serialized apply
+//! body; it never reaches status, events, errors or logs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::api::{SopsSecret, SopsSecretStatus};
+use super::status::{self, ready};
+use crate::secret::{ExposeSecret, SecretBytes};
+use crate::sops::secret_data::{self, SecretDataError};
+use crate::sops::{AgeIdentities, Format, Keyring, SopsError};
+
+/// Field manager for every write sealgate makes.
+pub const FIELD_MANAGER: &str = "sealgate";
+/// Label on every Secret sealgate manages.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "sealgate";
+/// Label naming the object that produced a Secret (`SopsSecret.<name>`).
+pub const OWNER_LABEL: &str = "sealgate.dev/owner";
+
+/// How often a healthy `SopsSecret` is re-checked, to pick up rotated
+/// decryption keys and repair a Secret changed by hand.
+const RESYNC: Duration = Duration::from_secs(300);
+/// Retry delay after a failure that may heal by itself.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// What the reconciler needs; built once per controller process.
+pub struct SopsContext {
+    /// Cluster client.
+    pub client: Client,
+    /// Namespace holding the age key Secrets (the controller's own).
+    pub key_namespace: String,
+    /// Event publisher.
+    pub recorder: Recorder,
+}
+
+impl SopsContext {
+    /// A context publishing events as `sealgate` from `instance`.
+    pub fn new(client: Client, key_namespace: String, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "sealgate".into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            key_namespace,
+        }
+    }
+}
+
+/// Why a `SopsSecret` could not be turned into a Secret. Each variant is a
+/// status reason; none carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SopsSecretError {
+    /// Neither or both of `manifest` and `file` are set.
+    #[error("spec must set exactly one of `manifest` and `file`")]
+    InvalidSpec,
+    /// No decryption key source was configured.
+    #[error("spec.decryption.ageKeySecretRef is not set; no key to decrypt with")]
+    NoKeySource,
+    /// Only age keys are supported on this path.
+    #[error("spec.decryption.storeRef is not supported for SopsSecret yet; use ageKeySecretRef")]
+    UnsupportedKeySource,
+    /// The key Secret does not exist or holds no `*.agekey` entry.
+    #[error("decryption key Secret {namespace}/{name}: {reason}")]
+    KeySecret {
+        /// Namespace searched.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Decryption or shaping failed.
+    #[error("{0}")]
+    Decrypt(#[from] SecretDataError),
+    /// The manifest names a namespace other than the SopsSecret's.
+    #[error(
+        "the encrypted manifest targets namespace {found:?}; a SopsSecret writes only to its own ({expected:?})"
+    )]
+    WrongNamespace {
+        /// The SopsSecret's namespace.
+        expected: String,
+        /// What the manifest says.
+        found: String,
+    },
+    /// The Secret type would grant cluster access.
+    #[error("Secret type {0:?} is refused: it grants cluster access")]
+    ForbiddenType(String),
+    /// A Secret of that name exists and is not sealgate's.
+    #[error("Secret {0} exists and is not managed by sealgate; refusing to take it over")]
+    NotOwned(String),
+    /// The apiserver refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl SopsSecretError {
+    /// One CamelCase word for status reasons, events and metric labels.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec => "InvalidSpec",
+            Self::NoKeySource | Self::UnsupportedKeySource => "NoKeySource",
+            Self::KeySecret { .. } => "KeySecretUnavailable",
+            Self::Decrypt(SecretDataError::Sops(e)) => match e {
+                SopsError::NoMatchingKeys { .. } => "NoMatchingKeys",
+                SopsError::InvalidMac | SopsError::MacUndecryptable => "InvalidMac",
+                SopsError::ValueTampered { .. } => "InvalidMac",
+                SopsError::MetadataNotFound => "NotEncrypted",
+                _ => "DecryptionFailed",
+            },
+            Self::Decrypt(_) => "InvalidManifest",
+            Self::WrongNamespace { .. } => "WrongNamespace",
+            Self::ForbiddenType(_) => "ForbiddenType",
+            Self::NotOwned(_) => "SecretNotOwned",
+            Self::Kube(_) => "KubernetesError",
+        }
+    }
+
+    /// Whether waiting may fix it (the apiserver or a key Secret may come
+    /// back); spec and content errors need a new commit instead.
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Kube(_) | Self::KeySecret { .. } | Self::NotOwned(_)
+        )
+    }
+}
+
+/// The decrypted result, ready to apply.
+struct Desired {
+    name: String,
+    type_: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    data: BTreeMap<String, SecretBytes>,
+    last_modified: String,
+}
+
+/// Runs the `SopsSecret` controller until `shutdown` resolves. Watches
+/// SopsSecrets (in `namespace`, or all) and the metadata of the Secrets
+/// they own, so a deleted or edited Secret is repaired promptly without the
+/// controller caching any secret value.
+pub async fn run(
+    ctx: Arc<SopsContext>,
+    namespace: Option<String>,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (sops_api, secret_api): (Api<SopsSecret>, Api<PartialObjectMeta<Secret>>) = match &namespace
+    {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let owned = watcher::watcher(
+        secret_api,
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+    )
+    .touched_objects();
+    Controller::new(sops_api, watcher::Config::default())
+        .owns_stream(owned)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "sopssecret reconcile request failed");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_obj: Arc<SopsSecret>, err: &SopsSecretError, _ctx: Arc<SopsContext>) -> Action {
+    if err.retryable() {
+        Action::requeue(RETRY)
+    } else {
+        Action::requeue(RESYNC)
+    }
+}
+
+/// One reconcile of one `SopsSecret`.
+pub async fn reconcile(
+    obj: Arc<SopsSecret>,
+    ctx: Arc<SopsContext>,
+) -> Result<Action, SopsSecretError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let api: Api<SopsSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    match sync(&obj, &ctx, &ns).await {
+        Ok((secret_name, resource_version, last_modified, wrote)) => {
+            let message = if wrote {
+                format!("Secret {secret_name} written from the decrypted source")
+            } else {
+                format!("Secret {secret_name} is up to date")
+            };
+            let mut st = obj.status.clone().unwrap_or_default();
+            status::set(
+                &mut st.conditions,
+                ready(true, "Decrypted", &message, obj.meta().generation),
+            );
+            st.synced_resource_version = resource_version;
+            st.source_last_modified = Some(last_modified);
+            patch_status(&api, &name, obj.status.as_ref(), st).await?;
+            if wrote {
+                publish(&ctx, &obj, EventType::Normal, "Decrypted", message).await;
+            }
+            tracing::info!(namespace = %ns, name = %name, secret = %secret_name, wrote, "sopssecret synced");
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(err) => {
+            let reason = err.metric_label();
+            let message = err.to_string();
+            tracing::warn!(namespace = %ns, name = %name, reason, error = %message, "sopssecret not synced; existing Secret left unchanged");
+            let mut st = obj.status.clone().unwrap_or_default();
+            let changed = status::set(
+                &mut st.conditions,
+                ready(false, reason, &message, obj.meta().generation),
+            );
+            // A status write failure must not hide the original error.
+            let _ = patch_status(&api, &name, obj.status.as_ref(), st).await;
+            if changed {
+                publish(&ctx, &obj, EventType::Warning, reason, message).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Decrypts and applies; returns (Secret name, its resourceVersion, sops
+/// lastmodified, whether a write happened).
+async fn sync(
+    obj: &SopsSecret,
+    ctx: &SopsContext,
+    ns: &str,
+) -> Result<(String, Option<String>, String, bool), SopsSecretError> {
+    let keyring = load_keyring(obj, ctx).await?;
+    let desired = decrypt(obj, ns, &keyring)?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = secrets.get_opt(&desired.name).await?;
+    if let Some(current) = &existing {
+        if !is_ours(current, obj) {
+            return Err(SopsSecretError::NotOwned(format!("{ns}/{}", desired.name)));
+        }
+        if up_to_date(current, &desired) {
+            return Ok((
+                desired.name,
+                current.metadata.resource_version.clone(),
+                desired.last_modified,
+                false,
+            ));
+        }
+    }
+    let body = secret_body(obj, ns, &desired)?;
+    let written = secrets
+        .patch(
+            &desired.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok((
+        desired.name,
+        written.metadata.resource_version,
+        desired.last_modified,
+        true,
+    ))
+}
+
+/// Reads every `*.agekey` entry of the key Secret (Flux's convention).
+async fn load_keyring(obj: &SopsSecret, ctx: &SopsContext) -> Result<Keyring, SopsSecretError> {
+    let decryption = obj.spec.decryption.as_ref();
+    let Some(secret_name) = decryption.and_then(|d| d.age_key_secret_ref.as_deref()) else {
+        return Err(if decryption.and_then(|d| d.store_ref.as_ref()).is_some() {
+            SopsSecretError::UnsupportedKeySource
+        } else {
+            SopsSecretError::NoKeySource
+        });
+    };
+    let key_err = |reason: String| SopsSecretError::KeySecret {
+        namespace: ctx.key_namespace.clone(),
+        name: secret_name.to_owned(),
+        reason,
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.key_namespace);
+    let secret = match api.get_opt(secret_name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(key_err("not found".into())),
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            return Err(key_err("the controller may not read it (forbidden)".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut identities = AgeIdentities::default();
+    for (key, value) in secret.data.unwrap_or_default() {
+        if !key.ends_with(".agekey") {
+            continue;
+        }
+        let text = SecretBytes::new(value.0)
+            .into_string()
+            .map_err(|_| key_err(format!("{key} is not UTF-8")))?;
+        identities
+            .add_text(&text, &format!("{}/{secret_name}:{key}", ctx.key_namespace))
+            .map_err(|e| key_err(e.to_string()))?;
+    }
+    if identities.is_empty() {
+        return Err(key_err(
+            "it has no *.agekey entry with an age identity".into(),
+        ));
+    }
+    Ok(Keyring::age(identities))
+}
+
+fn decrypt(obj: &SopsSecret, ns: &str, keyring: &Keyring) -> Result<Desired, SopsSecretError> {
+    let spec = &obj.spec;
+    let target = spec.target.as_ref();
+    let mut desired = match (&spec.manifest, &spec.file) {
+        (Some(manifest), None) => {
+            let bytes = manifest.as_bytes();
+            let m = secret_data::decrypt_secret_manifest(
+                bytes,
+                secret_data::sniff_format(bytes),
+                keyring,
+            )?;
+            if let Some(found) = m.namespace.filter(|n| n != ns) {
+                return Err(SopsSecretError::WrongNamespace {
+                    expected: ns.to_owned(),
+                    found,
+                });
+            }
+            Desired {
+                name: target
+                    .and_then(|t| t.name.clone())
+                    .or(m.name)
+                    .unwrap_or_else(|| obj.name_any()),
+                type_: target
+                    .and_then(|t| t.type_.clone())
+                    .or(m.type_)
+                    .unwrap_or_else(|| "Opaque".into()),
+                labels: m.labels,
+                annotations: m.annotations,
+                data: m.data,
+                last_modified: m.last_modified,
+            }
+        }
+        (None, Some(file)) => {
+            let bytes = file.content.as_bytes();
+            let format = match file.format {
+                Some(f) => format_of(f),
+                None => secret_data::sniff_format(bytes),
+            };
+            let (data, last_modified) =
+                secret_data::decrypt_file_to_data(bytes, format, keyring, file.key.as_deref())?;
+            Desired {
+                name: target
+                    .and_then(|t| t.name.clone())
+                    .unwrap_or_else(|| obj.name_any()),
+                type_: target
+                    .and_then(|t| t.type_.clone())
+                    .unwrap_or_else(|| "Opaque".into()),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                data,
+                last_modified,
+            }
+        }
+        _ => return Err(SopsSecretError::InvalidSpec),
+    };
+    if desired.type_ == "kubernetes.io/service-account-token" {
+        return Err(SopsSecretError::ForbiddenType(desired.type_));
+    }
+    desired
+        .labels
+        .insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    desired
+        .labels
+        .insert(OWNER_LABEL.into(), format!("SopsSecret.{}", obj.name_any()));
+    Ok(desired)
+}
+
+fn format_of(f: super::api::SopsFormat) -> Format {
+    use super::api::SopsFormat as F;
+    match f {
+        F::Yaml => Format::Yaml,
+        F::Json => Format::Json,
+        F::Dotenv => Format::Dotenv,
+        F::Ini => Format::Ini,
+        F::Binary => Format::Binary,
+    }
+}
+
+/// A Secret is ours when it carries our owner label for this object, or an
+/// owner reference to it.
+fn is_ours(secret: &Secret, obj: &SopsSecret) -> bool {
+    let labelled = secret.labels().get(OWNER_LABEL).map(String::as_str)
+        == Some(&format!("SopsSecret.{}", obj.name_any()));
+    let referenced = obj
+        .meta()
+        .uid
+        .as_ref()
+        .is_some_and(|uid| secret.owner_references().iter().any(|r| &r.uid == uid));
+    labelled || referenced
+}
+
+/// Whether applying `desired` would change nothing we manage (compared in
+/// constant time per value).
+fn up_to_date(current: &Secret, desired: &Desired) -> bool {
+    if current.type_.as_deref().unwrap_or("Opaque") != desired.type_ {
+        return false;
+    }
+    let labels = current.labels();
+    if desired.labels.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        return false;
+    }
+    let annotations = current.annotations();
+    if desired
+        .annotations
+        .iter()
+        .any(|(k, v)| annotations.get(k) != Some(v))
+    {
+        return false;
+    }
+    let empty = BTreeMap::new();
+    let data = current.data.as_ref().unwrap_or(&empty);
+    data.len() == desired.data.len()
+        && desired.data.iter().all(|(k, want)| {
+            data.get(k)
+                .is_some_and(|have| SecretBytes::new(have.0.clone()) == *want)
+        })
+}
+
+fn secret_body(obj: &SopsSecret, ns: &str, desired: &Desired) -> Result<Secret, SopsSecretError> {
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or(SopsSecretError::InvalidSpec)?;
+    let data = desired
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
+        .collect();
+    Ok(Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(desired.name.clone()),
+            namespace: Some(ns.to_owned()),
+            labels: Some(desired.labels.clone()),
+            annotations: (!desired.annotations.is_empty()).then(|| desired.annotations.clone()),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        type_: Some(desired.type_.clone()),
+        data: Some(data),
+        ..Default::default()
+    })
+}
+
+/// Writes status only when it changed, so a steady state costs no writes.
+async fn patch_status(
+    api: &Api<SopsSecret>,
+    name: &str,
+    old: Option<&SopsSecretStatus>,
+    new: SopsSecretStatus,
+) -> Result<(), SopsSecretError> {
+    if old == Some(&new) {
+        return Ok(());
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": new })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &SopsContext,
+    obj: &SopsSecret,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Decrypt".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_status_reasons() {
+        let tampered = SopsSecretError::Decrypt(SecretDataError::Sops(SopsError::InvalidMac));
+        assert_eq!(tampered.metric_label(), "InvalidMac");
+        assert!(
+            !tampered.retryable(),
+            "a tampered file needs a new commit, not a retry"
+        );
+        let missing = SopsSecretError::KeySecret {
+            namespace: "ns".into(),
+            name: "k".into(),
+            reason: "not found".into(),
+        };
+        assert_eq!(missing.metric_label(), "KeySecretUnavailable");
+        assert!(missing.retryable());
+    }
+}

@@ -1,0 +1,78 @@
+//! Status conditions shared by the reconcilers.
+//!
+//! Design note: a condition's `lastTransitionTime` changes only when its
+//! status flips, and `set` reports whether anything changed, so reconcilers
+//! can skip status writes (and events) in a steady state.
+
+use super::api::Condition;
+use crate::sops::engine::now_rfc3339;
+
+/// A `Ready` condition.
+pub fn ready(ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Condition {
+    condition("Ready", ok, reason, message, generation)
+}
+
+/// A condition of any type.
+pub fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: Some(now_rfc3339()),
+        observed_generation: generation,
+    }
+}
+
+/// Replaces the condition of the same type; keeps the old transition time
+/// when the status did not flip. Returns whether anything but the time
+/// changed.
+pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => {
+            if old.status == new.status {
+                new.last_transition_time = old.last_transition_time.clone();
+            }
+            let changed = *old != new;
+            *old = new;
+            changed
+        }
+        None => {
+            conditions.push(new);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_on_flips() {
+        let mut cs = Vec::new();
+        assert!(set(&mut cs, ready(true, "A", "m", Some(1))));
+        let t0 = cs[0].last_transition_time.clone();
+        cs[0].last_transition_time = Some("2000-01-01T00:00:00Z".into());
+        assert!(
+            !set(&mut cs, ready(true, "A", "m", Some(1))),
+            "same condition is no change"
+        );
+        assert_eq!(
+            cs[0].last_transition_time.as_deref(),
+            Some("2000-01-01T00:00:00Z")
+        );
+        assert!(set(&mut cs, ready(false, "B", "m", Some(1))));
+        assert_ne!(
+            cs[0].last_transition_time.as_deref(),
+            Some("2000-01-01T00:00:00Z")
+        );
+        assert!(t0.is_some());
+    }
+}
