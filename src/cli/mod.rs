@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod convert;
 pub mod crds;
 mod lint;
 mod logging;
@@ -139,6 +140,13 @@ pub enum Command {
     ///
     /// Example: sealgate crds | kubectl apply --server-side -f -
     Crds(crds::CrdsArgs),
+    /// Rewrite External Secrets Operator manifests (ExternalSecret,
+    /// SecretStore, ClusterSecretStore; external-secrets.io/v1beta1 and v1)
+    /// into sealgate's. Refuses, naming each field, anything whose meaning
+    /// would change.
+    ///
+    /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
+    Convert(convert::ConvertArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -191,5 +199,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Rotate(args) => sops::rotate(&args),
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
 }

@@ -9,6 +9,7 @@
 //! below it knows about Kubernetes.
 
 pub mod api;
+pub mod convert;
 pub mod crds;
 pub mod sops_secret;
 pub mod status;
