@@ -11,6 +11,7 @@ mod cluster;
 mod convert;
 mod corpus;
 mod crds;
+mod deploy;
 mod fixtures;
 mod gate;
 mod lint;

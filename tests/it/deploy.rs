@@ -1,0 +1,187 @@
+//! The install manifests in `deploy/` are accepted by the real apiserver,
+//! and the ServiceAccount gets exactly the access it needs — checked with
+//! SubjectAccessReviews both ways.
+
+use std::path::Path;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope};
+
+use crate::support::cluster::TestCluster;
+
+const SA_USER: &str = "system:serviceaccount:sealgate-system:sealgate";
+
+/// Applies every manifest under `deploy/<dir>` (server-side, idempotent).
+pub async fn apply_dir(client: &Client, dir: &str) -> Vec<String> {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .expect("deploy dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    // Namespaces first, as kubectl would order them.
+    files.sort_by_key(|p| !p.ends_with("namespace.yaml"));
+    let mut applied = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read manifest");
+        let docs: Vec<DynamicObject> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for doc in docs {
+            let types = doc.types.clone().expect("apiVersion/kind");
+            let gvk = kube::api::GroupVersionKind::try_from(&types).expect("gvk");
+            let (resource, caps) = discovery
+                .resolve_gvk(&gvk)
+                .unwrap_or_else(|| panic!("{}: unknown kind {}", file.display(), types.kind));
+            let name = doc.metadata.name.clone().expect("name");
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => Api::namespaced_with(
+                    client.clone(),
+                    doc.metadata.namespace.as_deref().expect("namespace"),
+                    &resource,
+                ),
+                Scope::Cluster => Api::all_with(client.clone(), &resource),
+            };
+            api.patch(
+                &name,
+                &PatchParams::apply("sealgate-tests").force(),
+                &Patch::Apply(&doc),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: apiserver refused {}/{name}: {e}",
+                    file.display(),
+                    types.kind
+                )
+            });
+            applied.push(format!("{}/{name}", types.kind));
+        }
+    }
+    applied
+}
+
+async fn allowed(client: &Client, attrs: ResourceAttributes) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(SA_USER.into()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:sealgate-system".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(attrs),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    api.create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+fn attrs(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> ResourceAttributes {
+    let (resource, sub) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_owned())),
+        None => (resource, None),
+    };
+    ResourceAttributes {
+        verb: Some(verb.into()),
+        group: Some(group.into()),
+        resource: Some(resource.into()),
+        subresource: sub,
+        namespace: ns.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_manifests_apply_and_grant_least_privilege() {
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let applied = apply_dir(&client, "controller").await;
+    for expected in [
+        "Namespace/sealgate-system",
+        "ServiceAccount/sealgate",
+        "ClusterRole/sealgate-controller",
+        "Role/sealgate-leader-election",
+        "Deployment/sealgate-controller",
+    ] {
+        assert!(
+            applied.iter().any(|a| a == expected),
+            "{expected} not in {applied:?}"
+        );
+    }
+
+    let must = [
+        attrs("list", "sealgate.dev", "externalsecrets", None),
+        attrs("watch", "sealgate.dev", "sopssecrets", None),
+        attrs(
+            "patch",
+            "sealgate.dev",
+            "externalsecrets/status",
+            Some("team-a"),
+        ),
+        attrs("patch", "", "secrets", Some("team-a")),
+        attrs("create", "", "serviceaccounts/token", Some("team-a")),
+        attrs(
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            Some("sealgate-system"),
+        ),
+        attrs("create", "events.k8s.io", "events", Some("team-a")),
+        attrs("patch", "apps", "deployments", Some("team-a")),
+    ];
+    for a in must {
+        let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
+        assert!(allowed(&client, a).await, "the controller needs {what}");
+    }
+    let must_not = [
+        attrs(
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            Some("kube-system"),
+        ),
+        attrs("delete", "", "namespaces", None),
+        attrs(
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+        ),
+        attrs("create", "", "pods/exec", Some("team-a")),
+        attrs("patch", "", "configmaps", Some("team-a")),
+        attrs("delete", "apps", "deployments", Some("team-a")),
+        attrs("create", "", "pods", Some("team-a")),
+        attrs("delete", "sealgate.dev", "clustersecretstores", None),
+    ];
+    for a in must_not {
+        let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
+        assert!(
+            !allowed(&client, a).await,
+            "the controller must not have {what}"
+        );
+    }
+
+    // Applying again changes nothing (idempotent install).
+    let again = apply_dir(&client, "controller").await;
+    assert_eq!(applied, again);
+}
