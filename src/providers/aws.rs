@@ -113,6 +113,34 @@ async fn sdk_config(c: &AwsConfig) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// KMS-decrypts a sops data key (`enc` of a `kms` entry, base64 already
+/// decoded) with a store's credentials and endpoint, in the key's region.
+pub async fn kms_unwrap(
+    config: &AwsConfig,
+    arn: &str,
+    region: &str,
+    ciphertext: Vec<u8>,
+) -> Result<SecretBytes, ProviderError> {
+    let sdk = sdk_config(config).await;
+    let kms_conf = aws_sdk_kms::config::Builder::from(&sdk)
+        .region(aws_config::Region::new(region.to_owned()))
+        .build();
+    let out = aws_sdk_kms::Client::from_conf(kms_conf)
+        .decrypt()
+        .key_id(arn)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(ciphertext))
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(&config.store, arn, e))?;
+    out.plaintext()
+        .map(|p| SecretBytes::from(p.as_ref()))
+        .ok_or_else(|| ProviderError::Invalid {
+            store: config.store.clone(),
+            key: arn.to_owned(),
+            detail: "KMS returned no plaintext".into(),
+        })
+}
+
 /// Maps an SDK error to a [`ProviderError`] by service error code.
 fn map_sdk_error<E, R>(store: &str, key: &str, e: SdkError<E, R>) -> ProviderError
 where

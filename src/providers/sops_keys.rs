@@ -270,6 +270,112 @@ impl MasterKeyBackend for KmsKeys {
     }
 }
 
+/// Data keys unwrapped ahead of time, asynchronously, through a store's
+/// own session (the controller's path: Transit or KMS with credentials from
+/// a `SecretStore`, not from the environment). The sops engine then finds
+/// them by their `enc` text.
+pub struct PrefetchedKeys {
+    kind: &'static str,
+    keys: Vec<(String, SecretBytes)>,
+}
+
+impl MasterKeyBackend for PrefetchedKeys {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn wrap(&self, recipient: &str, _secret: &SecretBytes) -> Result<KeyEntry, SopsError> {
+        Err(wrap_err(
+            self.kind,
+            recipient,
+            "store-backed keys only decrypt; encrypt with `sealgate encrypt`",
+        ))
+    }
+
+    fn unwrap(&self, entry: &KeyEntry) -> Result<Option<SecretBytes>, SopsError> {
+        let Some(enc) = entry.field("enc") else {
+            return Ok(None);
+        };
+        Ok(self
+            .keys
+            .iter()
+            .find(|(e, _)| *e == enc)
+            .map(|(_, k)| k.clone()))
+    }
+}
+
+/// Unwraps every `hc_vault` entry of `metadata` that names `vault`'s own
+/// server, through that store's session. Entries for other servers are
+/// skipped (never sent our token); the first failure is returned when no
+/// entry opened.
+pub async fn prefetch_transit(
+    metadata: &crate::sops::Metadata,
+    vault: &super::vault::VaultProvider,
+) -> Result<PrefetchedKeys, super::ProviderError> {
+    let mut keys = Vec::new();
+    let mut first_err = None;
+    let ours = vault.address().trim_end_matches('/');
+    for entry in metadata.key_groups.iter().flatten() {
+        if entry.kind != "hc_vault" {
+            continue;
+        }
+        let (Some(addr), Some(engine), Some(name), Some(enc)) = (
+            entry.field("vault_address"),
+            entry.field("engine_path"),
+            entry.field("key_name"),
+            entry.field("enc"),
+        ) else {
+            continue;
+        };
+        if addr.trim_end_matches('/') != ours {
+            tracing::debug!(entry_server = %addr, "hc_vault entry for another server: skipped");
+            continue;
+        }
+        match vault.transit_unwrap(&engine, &name, &enc).await {
+            Ok(k) => keys.push((enc, k)),
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    match (keys.is_empty(), first_err) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(PrefetchedKeys {
+            kind: "hc_vault",
+            keys,
+        }),
+    }
+}
+
+/// Unwraps every `kms` entry of `metadata` with a store's AWS credentials.
+pub async fn prefetch_kms(
+    metadata: &crate::sops::Metadata,
+    aws: &super::aws::AwsConfig,
+) -> Result<PrefetchedKeys, super::ProviderError> {
+    let mut keys = Vec::new();
+    let mut first_err = None;
+    for entry in metadata.key_groups.iter().flatten() {
+        if entry.kind != "kms" || entry.field("role").is_some_and(|r| !r.is_empty()) {
+            continue;
+        }
+        let (Some(arn), Some(enc)) = (entry.field("arn"), entry.field("enc")) else {
+            continue;
+        };
+        let Some(region) = arn_region(&arn) else {
+            continue;
+        };
+        let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(enc.trim()) else {
+            continue;
+        };
+        match super::aws::kms_unwrap(aws, &arn, &region, blob).await {
+            Ok(k) => keys.push((enc, k)),
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    match (keys.is_empty(), first_err) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(PrefetchedKeys { kind: "kms", keys }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use rustify::endpoint::Endpoint;
 use tokio::sync::RwLock;
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
@@ -147,6 +148,39 @@ impl VaultProvider {
             config,
             session: RwLock::new(session),
         })
+    }
+
+    /// The server address this store talks to; sops `hc_vault` entries are
+    /// unwrapped through a store only when they name this same server, so a
+    /// file can never make the controller send its token elsewhere.
+    pub fn address(&self) -> &str {
+        &self.config.address
+    }
+
+    /// Transit-decrypts a sops data key (`enc` of an `hc_vault` entry) with
+    /// this store's session. Returns the raw data key.
+    pub async fn transit_unwrap(
+        &self,
+        engine_path: &str,
+        key_name: &str,
+        ciphertext: &str,
+    ) -> Result<SecretBytes, ProviderError> {
+        let what = format!("{engine_path}/keys/{key_name}");
+        let plaintext = self
+            .call(&what, |c| async move {
+                vaultrs::transit::data::decrypt(&*c, engine_path, key_name, ciphertext, None)
+                    .await
+                    .map(|r| SecretString::new(r.plaintext))
+            })
+            .await?;
+        base64::engine::general_purpose::STANDARD
+            .decode(plaintext.expose_secret())
+            .map(SecretBytes::new)
+            .map_err(|_| ProviderError::Invalid {
+                store: self.config.store.clone(),
+                key: what,
+                detail: "Transit returned a plaintext that is not base64".into(),
+            })
     }
 
     /// Checks the current token against the server (`auth/token/lookup-self`)
