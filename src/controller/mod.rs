@@ -13,3 +13,4 @@ pub mod convert;
 pub mod crds;
 pub mod sops_secret;
 pub mod status;
+pub mod stores;
