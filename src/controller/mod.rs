@@ -9,8 +9,11 @@
 //! below it knows about Kubernetes.
 
 pub mod api;
+pub mod context;
 pub mod convert;
 pub mod crds;
+pub mod external_secret;
+pub mod metrics;
 pub mod sops_secret;
 pub mod status;
 pub mod stores;
