@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod controller;
 mod convert;
 pub mod crds;
 mod lint;
@@ -147,6 +148,12 @@ pub enum Command {
     ///
     /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
     Convert(convert::ConvertArgs),
+    /// Run the Kubernetes controller (ExternalSecret, SecretStore,
+    /// ClusterSecretStore, SopsSecret) with leader election, /metrics,
+    /// /healthz and /readyz. See docs/controller.md.
+    ///
+    /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
+    Controller(Box<controller::ControllerArgs>),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -200,5 +207,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Controller(args) => controller::run(&args),
     }
 }

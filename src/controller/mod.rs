@@ -14,6 +14,7 @@ pub mod convert;
 pub mod crds;
 pub mod external_secret;
 pub mod metrics;
+pub mod runner;
 pub mod sops_secret;
 pub mod status;
 pub mod stores;
