@@ -11,5 +11,6 @@
 pub mod api;
 pub mod convert;
 pub mod crds;
+pub mod leases;
 pub mod sops_secret;
 pub mod status;
