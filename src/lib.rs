@@ -20,3 +20,4 @@ pub mod gate;
 pub mod providers;
 pub mod secret;
 pub mod sops;
+pub mod webhook;
