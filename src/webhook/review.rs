@@ -294,7 +294,7 @@ fn decide(
         .map(|f| (field_of(f).to_owned(), f.rule.clone()))
         .collect();
     let rules: Vec<&str> = blocking.iter().map(|f| f.rule.as_str()).collect();
-    let response = json!({
+    let mut response = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "response": {
@@ -302,9 +302,11 @@ fn decide(
             "allowed": false,
             "status": {"code": 403, "reason": "Forbidden", "message": message},
             "auditAnnotations": {"decision": "denied", "rules": rules.join(",")},
-            "warnings": warnings,
         }
     });
+    if !warnings.is_empty() {
+        response["response"]["warnings"] = json!(warnings);
+    }
     Reviewed {
         target,
         uid,
