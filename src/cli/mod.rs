@@ -15,6 +15,7 @@ mod logging;
 pub mod sops;
 mod store;
 mod version;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -154,6 +155,11 @@ pub enum Command {
     ///
     /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
     Controller(Box<controller::ControllerArgs>),
+    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
+    /// and workload env at the apiserver (docs/webhook.md).
+    ///
+    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -208,5 +214,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Controller(args) => controller::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
 }

@@ -13,6 +13,7 @@ pub mod context;
 pub mod convert;
 pub mod crds;
 pub mod external_secret;
+pub mod leases;
 pub mod metrics;
 pub mod runner;
 pub mod sops_secret;

@@ -46,7 +46,8 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-pub use standin::{LeaseManager, LeaseOwner, LeasePolicy, LeaseView, Restarter};
+pub use super::leases::{LeaseManager, LeaseOwner, LeasePolicy, LeaseView};
+pub use standin::Restarter;
 
 use super::api::{
     ClusterSecretStore, CreationPolicy, DeletionPolicy, ExpirePolicy, ExternalSecret,
@@ -841,7 +842,7 @@ fn lease_policy(es: &ExternalSecret) -> Result<LeasePolicy, ExternalSecretError>
     };
     Ok(LeasePolicy {
         overlap,
-        reissue_at: 0.66,
+        ..LeasePolicy::default()
     })
 }
 
