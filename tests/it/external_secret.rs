@@ -26,19 +26,6 @@ const PLANTED: &str = "PLANTED-es-pw-7f3a91c2";
 const PLANTED2: &str = "PLANTED-es-pw2-2b8e44d0";
 const TM: &str = "sealgate-test";
 
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A controller runner started by a test; stopped on drop.
 struct Ctl {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -231,14 +218,6 @@ async fn kv_set(bao: &OpenBao, path: &str, data: &[(&str, &str)]) {
 /// metrics.
 #[tokio::test(flavor = "current_thread")]
 async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let cluster = TestCluster::get();
     let client = cluster.admin().await;
     crate::crds::install(&client).await;
@@ -260,7 +239,8 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
     )
     .await;
     apply(&client, &ns, vault_store("bao", &bao.addr(), "bao-token")).await;
-    let ctl = Ctl::start(&client, &ns, &ns, "kv-test", false);
+    // The real binary at TRACE, so every log line it writes is captured.
+    let mut ctl = Binary::start(cluster, &ns);
 
     let stores: Api<SecretStore> = Api::namespaced(client.clone(), &ns);
     wait_for("SecretStore Ready", || async {
@@ -531,7 +511,7 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
     ctl.stop().await;
 
     // No leak: logs, statuses, events, metrics.
-    let logs = String::from_utf8(buf.0.lock().expect("logs").clone()).expect("utf8 logs");
+    let logs = std::fs::read_to_string(&ctl.log).expect("controller log");
     assert!(
         logs.contains("externalsecret synced"),
         "TRACE logs were captured"
@@ -564,6 +544,79 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
             ("metrics", &metrics),
         ] {
             assert!(!text.contains(planted), "planted value leaked into {what}");
+        }
+    }
+}
+
+/// The real `sealgate controller` binary, scoped to one namespace, logging
+/// at TRACE (JSON) to a file; stopped with SIGTERM.
+struct Binary {
+    child: Option<std::process::Child>,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(cluster: &TestCluster, ns: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("controller.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sealgate"))
+            .args(["controller", "--log-format", "json", "--log-level", "trace"])
+            .args([
+                "--namespace",
+                ns,
+                "--disable-leader-election",
+                "--cache-ttl",
+                "0",
+            ])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("POD_NAMESPACE", ns)
+            .env("POD_NAME", "kv-test")
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start sealgate controller");
+        Self {
+            child: Some(child),
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = tokio::task::spawn_blocking(move || c.wait()).await;
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
