@@ -1108,3 +1108,115 @@ async fn two_replicas_only_the_leader_writes() {
     standby.stop().await;
     let _ = PostParams::default();
 }
+
+/// `dataFrom.dynamic`: database credentials from OpenBao's database engine
+/// (real PostgreSQL) become a Secret that logs in; deleting the Secret
+/// revokes its lease and issues a new credential; deleting the
+/// ExternalSecret revokes that one.
+#[tokio::test(flavor = "current_thread")]
+async fn dynamic_database_credentials_follow_the_secret_lifecycle() {
+    use crate::support::postgres::{Postgres, SUPERUSER};
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let ns = cluster.namespace("es-dynamic").await;
+    let bao = tokio::task::spawn_blocking(OpenBao::start)
+        .await
+        .expect("bao");
+    let pg = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("pg");
+    bao.cli(&["secrets", "enable", "database"]);
+    bao.cli(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        "allowed_roles=app",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port()
+        ),
+        &format!("username={SUPERUSER}"),
+        &format!("password={}", pg.password()),
+    ]);
+    bao.cli(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        "default_ttl=1h",
+        "max_ttl=2h",
+    ]);
+    apply(
+        &client,
+        &ns,
+        secret("bao-token", &[("token", bao.root_token())]),
+    )
+    .await;
+    apply(&client, &ns, vault_store("bao", &bao.addr(), "bao-token")).await;
+    let ctl = Ctl::start(&client, &ns, &ns, "dynamic-test", false);
+    apply(
+        &client,
+        &ns,
+        es(
+            "db",
+            json!({
+                "secretStoreRef": {"name": "bao"},
+                "refreshInterval": "2s",
+                "dataFrom": [{"dynamic": {"path": "database/creds/app"}}],
+                "lease": {"overlap": "1s"}
+            }),
+        ),
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
+    let first = wait_secret(&secrets, "db", "Secret db", |_| true).await;
+    let login = |s: &Secret| {
+        let (u, p) = (
+            value(s, "username").expect("username"),
+            value(s, "password").expect("password"),
+        );
+        pg.psql(&u, &p, "select 1").status.success()
+    };
+    assert!(login(&first), "issued credentials log in to PostgreSQL");
+    assert!(first.annotations().contains_key("sealgate.dev/lease-id"));
+    wait_ready(&es_api, "db", "True", "SecretSynced").await;
+    let st = es_api.get("db").await.expect("es").status.expect("status");
+    assert!(st.lease_expires_at.is_some(), "leaseExpiresAt in status");
+
+    // Refreshes reuse the lease: no new credential, no write.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let same = secrets.get("db").await.expect("secret");
+    assert_eq!(
+        same.metadata.resource_version,
+        first.metadata.resource_version
+    );
+
+    // Deleting the Secret revokes its credential and issues a new one.
+    secrets
+        .delete("db", &DeleteParams::default())
+        .await
+        .expect("delete Secret");
+    let old_user = value(&first, "username");
+    let second = wait_secret(&secrets, "db", "re-issued Secret", |s| {
+        value(s, "username") != old_user
+    })
+    .await;
+    assert!(login(&second), "the new credential logs in");
+    wait_for("old credential revoked", || async {
+        (!login(&first)).then_some(())
+    })
+    .await;
+
+    // Deleting the ExternalSecret revokes the current one.
+    es_api
+        .delete("db", &DeleteParams::default())
+        .await
+        .expect("delete es");
+    wait_for("credential revoked with the ExternalSecret", || async {
+        (!login(&second)).then_some(())
+    })
+    .await;
+    ctl.stop().await;
+}
