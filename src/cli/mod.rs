@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod controller;
 mod convert;
 pub mod crds;
 mod lint;
@@ -153,6 +154,12 @@ pub enum Command {
     ///
     /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
     Webhook(webhook::WebhookArgs),
+    /// Run the Kubernetes controller (ExternalSecret, SecretStore,
+    /// ClusterSecretStore, SopsSecret) with leader election, /metrics,
+    /// /healthz and /readyz. See docs/controller.md.
+    ///
+    /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
+    Controller(Box<controller::ControllerArgs>),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -207,5 +214,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        Command::Controller(args) => controller::run(&args),
     }
 }

@@ -12,6 +12,7 @@ mod convert;
 mod corpus;
 mod crds;
 mod deploy;
+mod external_secret;
 mod fixtures;
 mod gate;
 mod leases;
