@@ -12,5 +12,6 @@ pub mod api;
 pub mod convert;
 pub mod crds;
 pub mod leases;
+pub mod restarts;
 pub mod sops_secret;
 pub mod status;

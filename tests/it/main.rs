@@ -18,5 +18,6 @@ mod leases;
 mod lint;
 mod master_keys;
 mod providers;
+mod restarts;
 mod sops;
 mod sops_secret;
