@@ -17,6 +17,8 @@
 pub mod cli;
 pub mod controller;
 pub mod gate;
+pub mod gitops;
 pub mod providers;
 pub mod secret;
 pub mod sops;
+pub mod webhook;

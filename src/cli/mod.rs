@@ -14,6 +14,7 @@ mod logging;
 pub mod sops;
 mod store;
 mod version;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -147,6 +148,11 @@ pub enum Command {
     ///
     /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
     Convert(convert::ConvertArgs),
+    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
+    /// and workload env at the apiserver (docs/webhook.md).
+    ///
+    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -200,5 +206,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
 }

@@ -15,3 +15,4 @@ pub mod leases;
 pub mod restarts;
 pub mod sops_secret;
 pub mod status;
+pub mod stores;
