@@ -16,6 +16,7 @@ pub mod leases;
 pub mod external_secret;
 pub mod metrics;
 pub mod runner;
+pub mod restarts;
 pub mod sops_secret;
 pub mod status;
 pub mod stores;
