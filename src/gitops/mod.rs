@@ -12,4 +12,5 @@
 //! before the whole revision has passed rendering, validation and
 //! decryption.
 
+pub mod source;
 pub mod spec;
