@@ -12,5 +12,6 @@
 //! before the whole revision has passed rendering, validation and
 //! decryption.
 
+pub mod render;
 pub mod source;
 pub mod spec;
