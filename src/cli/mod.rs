@@ -9,6 +9,7 @@
 
 mod convert;
 pub mod crds;
+pub mod gitops;
 mod lint;
 mod logging;
 pub mod sops;
@@ -147,6 +148,15 @@ pub enum Command {
     ///
     /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
     Convert(convert::ConvertArgs),
+    /// Run one GitSync reconcile from a file: fetch, refuse plaintext
+    /// secrets, decrypt sops Secrets, apply, prune (status in a ConfigMap).
+    ///
+    /// Example: sealgate sync --once -f sync.yaml --diff
+    Sync(gitops::SyncArgs),
+    /// Run only the GitSync controller (in-cluster or with $KUBECONFIG).
+    ///
+    /// Example: sealgate gitops --namespace sealgate-system
+    Gitops(gitops::GitopsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -200,5 +210,7 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Sync(args) => gitops::run_sync(&args),
+        Command::Gitops(args) => gitops::run_gitops(&args),
     }
 }
