@@ -10,6 +10,7 @@
 mod controller;
 mod convert;
 pub mod crds;
+pub mod gitops;
 mod lint;
 mod logging;
 pub mod sops;
@@ -160,6 +161,15 @@ pub enum Command {
     ///
     /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
     Controller(Box<controller::ControllerArgs>),
+    /// Run one GitSync reconcile from a file: fetch, refuse plaintext
+    /// secrets, decrypt sops Secrets, apply, prune (status in a ConfigMap).
+    ///
+    /// Example: sealgate sync --once -f sync.yaml --diff
+    Sync(gitops::SyncArgs),
+    /// Run only the GitSync controller (in-cluster or with $KUBECONFIG).
+    ///
+    /// Example: sealgate gitops --namespace sealgate-system
+    Gitops(gitops::GitopsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -215,5 +225,7 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Convert(args) => convert::run(&args),
         Command::Webhook(args) => webhook::run(&args),
         Command::Controller(args) => controller::run(&args),
+        Command::Sync(args) => gitops::run_sync(&args),
+        Command::Gitops(args) => gitops::run_gitops(&args),
     }
 }
