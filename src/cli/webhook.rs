@@ -69,7 +69,7 @@ pub(super) fn run(args: &WebhookArgs) -> anyhow::Result<ExitStatus> {
             tracing::info!("shutting down: draining in-flight reviews");
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
-        webhook::bind_and_serve(addr, &tls, reload, policy, handle).await
+        webhook::bind_and_serve(addr, tls, reload, policy, handle).await
     });
     match result {
         Ok(()) => Ok(ExitStatus::Success),

@@ -198,7 +198,7 @@ pub async fn tls_config(
 /// down. Tests bind `127.0.0.1:0` and read the port before calling this.
 pub async fn serve(
     listener: std::net::TcpListener,
-    tls: &TlsFiles,
+    tls: TlsFiles,
     reload_every: Duration,
     policy: Policy,
     handle: Handle<SocketAddr>,
@@ -214,7 +214,7 @@ pub async fn serve(
         })?;
     // Dropped when this function returns, which ends the reload task.
     let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = tls_config(tls, reload_every, stop_rx).await?;
+    let config = tls_config(&tls, reload_every, stop_rx).await?;
     tracing::info!(%addr, path = VALIDATE_PATH, "admission webhook listening");
     axum_server::from_tcp_rustls(listener, config)
         .map_err(|source| ServerError::Serve {
@@ -230,7 +230,7 @@ pub async fn serve(
 /// Binds `addr` and serves (the `sealgate webhook` entry point).
 pub async fn bind_and_serve(
     addr: SocketAddr,
-    tls: &TlsFiles,
+    tls: TlsFiles,
     reload_every: Duration,
     policy: Policy,
     handle: Handle<SocketAddr>,

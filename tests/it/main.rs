@@ -19,3 +19,4 @@ mod master_keys;
 mod providers;
 mod sops;
 mod sops_secret;
+mod webhook;
