@@ -388,3 +388,204 @@ async fn the_webhook_refuses_plaintext_and_admits_clean_sealgate_and_exempt_obje
         "a planted value reached the logs"
     );
 }
+
+/// GET /healthz over TLS trusting only `ca`; `Err` when the handshake fails.
+async fn healthz(port: u16, ca: &str) -> Result<String, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes())?])
+        .build()?;
+    client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await?
+        .text()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_certificate_in_the_mounted_files_is_served_without_a_restart() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let first = Pki::new("first-ca");
+    let second = Pki::new("second-ca");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let (cert, key) = first.server_cert(&[]);
+    std::fs::write(&tls.cert, cert).expect("cert");
+    std::fs::write(&tls.key, key).expect("key");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = axum_server::Handle::new();
+    let server = tokio::spawn(sealgate::webhook::serve(
+        listener,
+        tls.clone(),
+        Duration::from_millis(200),
+        Policy::default(),
+        handle.clone(),
+    ));
+    let mut ok = None;
+    for _ in 0..100 {
+        if let Ok(body) = healthz(port, &first.ca_cert).await {
+            ok = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ok.as_deref(), Some("ok"), "the first certificate is served");
+    assert!(healthz(port, &second.ca_cert).await.is_err());
+
+    // A half-written pair (new certificate, old key) is rejected and the
+    // old certificate stays in service.
+    let (cert2, key2) = second.server_cert(&[]);
+    std::fs::write(&tls.cert, &cert2).expect("cert");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        healthz(port, &first.ca_cert).await.ok().as_deref(),
+        Some("ok"),
+        "a mismatched pair must not replace the working certificate"
+    );
+    // The complete pair is picked up.
+    std::fs::write(&tls.key, &key2).expect("key");
+    let mut switched = false;
+    for _ in 0..100 {
+        if healthz(port, &second.ca_cert).await.is_ok() {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(switched, "the new certificate was never served");
+    assert!(healthz(port, &first.ca_cert).await.is_err());
+    handle.shutdown();
+    let _ = server.await;
+}
+
+/// `deploy/webhook/bootstrap-tls.sh` against the real apiserver: the TLS
+/// Secret is created, every webhook of the configuration gets the CA, the
+/// certificate is valid for the Service name, and a second run rotates
+/// while keeping the previous CA in the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_tls_creates_the_secret_and_patches_the_ca_bundle() {
+    use std::process::Command;
+    let cluster = TestCluster::get();
+    let admin = cluster.admin().await;
+    let ns = cluster.namespace("webhook-bootstrap").await;
+    let name = format!("sealgate-bootstrap-{ns}");
+    // Two webhooks like the shipped file, selecting no namespace at all so
+    // that the shared control plane is unaffected.
+    let hooks: Vec<serde_json::Value> = ["a.gate.sealgate.dev", "b.gate.sealgate.dev"]
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n,
+                "clientConfig": {"service": {"name": "sealgate-webhook", "namespace": ns, "path": "/validate"}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["secrets"]}],
+                "namespaceSelector": {"matchLabels": {"sealgate.dev/never-selected": "true"}},
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"]
+            })
+        })
+        .collect();
+    let vwc: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "webhooks": hooks,
+    }))
+    .expect("ValidatingWebhookConfiguration");
+    let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(admin.clone());
+    vwcs.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create ValidatingWebhookConfiguration");
+
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/bootstrap-tls.sh");
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = |sub: &str| {
+        let dir = out.path().join(sub);
+        let o = Command::new("bash")
+            .arg(&script)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("NAMESPACE", &ns)
+            .env("WEBHOOK", &name)
+            .env("DAYS", "2")
+            .env("OUT_DIR", &dir)
+            .output()
+            .expect("run bootstrap-tls.sh");
+        assert!(
+            o.status.success(),
+            "bootstrap-tls.sh failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        dir
+    };
+    let first = run("first");
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    let secret = secrets
+        .get("sealgate-webhook-tls")
+        .await
+        .expect("TLS Secret");
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.expect("data");
+    let crt = std::fs::read(first.join("tls.crt")).expect("tls.crt");
+    assert_eq!(data["tls.crt"].0, crt);
+    assert!(data.contains_key("tls.key"));
+
+    let bundle = |v: &ValidatingWebhookConfiguration| -> Vec<String> {
+        v.webhooks
+            .as_ref()
+            .expect("webhooks")
+            .iter()
+            .map(|h| {
+                let b = h.client_config.ca_bundle.as_ref().expect("caBundle");
+                String::from_utf8(b.0.clone()).expect("PEM")
+            })
+            .collect()
+    };
+    let got = bundle(&vwcs.get(&name).await.expect("get"));
+    let ca1 = std::fs::read_to_string(first.join("ca.crt")).expect("ca.crt");
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|b| b.trim() == ca1.trim()), "{got:?}");
+    // The serving certificate verifies against the bundle for the Service
+    // name the apiserver dials.
+    let verify = Command::new("openssl")
+        .args(["verify", "-verify_hostname"])
+        .arg(format!("sealgate-webhook.{ns}.svc"))
+        .arg("-CAfile")
+        .arg(first.join("ca.crt"))
+        .arg(first.join("tls.crt"))
+        .output()
+        .expect("openssl verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Rotation: new CA first, previous CA kept, Secret replaced.
+    let second = run("second");
+    let ca2 = std::fs::read_to_string(second.join("ca.crt")).expect("ca.crt");
+    assert_ne!(ca1, ca2);
+    for b in bundle(&vwcs.get(&name).await.expect("get")) {
+        assert!(b.starts_with(ca2.trim()), "new CA first");
+        assert!(b.contains(ca1.trim()), "previous CA kept");
+        assert_eq!(
+            b.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "only one old CA kept"
+        );
+    }
+    let rotated = secrets
+        .get("sealgate-webhook-tls")
+        .await
+        .expect("TLS Secret");
+    assert_eq!(
+        rotated.data.expect("data")["tls.crt"].0,
+        std::fs::read(second.join("tls.crt")).expect("tls.crt")
+    );
+    vwcs.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+}
