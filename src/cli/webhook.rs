@@ -73,7 +73,7 @@ pub(super) fn run(args: &WebhookArgs) -> anyhow::Result<ExitStatus> {
     });
     match result {
         Ok(()) => Ok(ExitStatus::Success),
-        Err(e @ (ServerError::Tls { .. } | ServerError::Bind { .. })) => Err(e.into()),
+        Err(e @ ServerError::Tls { .. }) => Err(e.into()),
         Err(e) => Err(Failure::unavailable(e).into()),
     }
 }
