@@ -22,3 +22,4 @@ mod providers;
 mod restarts;
 mod sops;
 mod sops_secret;
+mod webhook;
