@@ -10,6 +10,7 @@
 mod controller;
 mod convert;
 pub mod crds;
+pub mod gitops;
 mod lint;
 mod logging;
 pub mod sops;
@@ -149,17 +150,26 @@ pub enum Command {
     ///
     /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
     Convert(convert::ConvertArgs),
+    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
+    /// and workload env at the apiserver (docs/webhook.md).
+    ///
+    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
+    Webhook(webhook::WebhookArgs),
     /// Run the Kubernetes controller (ExternalSecret, SecretStore,
     /// ClusterSecretStore, SopsSecret) with leader election, /metrics,
     /// /healthz and /readyz. See docs/controller.md.
     ///
     /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
     Controller(Box<controller::ControllerArgs>),
-    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
-    /// and workload env at the apiserver (docs/webhook.md).
+    /// Run one GitSync reconcile from a file: fetch, refuse plaintext
+    /// secrets, decrypt sops Secrets, apply, prune (status in a ConfigMap).
     ///
-    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
-    Webhook(webhook::WebhookArgs),
+    /// Example: sealgate sync --once -f sync.yaml --diff
+    Sync(gitops::SyncArgs),
+    /// Run only the GitSync controller (in-cluster or with $KUBECONFIG).
+    ///
+    /// Example: sealgate gitops --namespace sealgate-system
+    Gitops(gitops::GitopsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -213,7 +223,9 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
-        Command::Controller(args) => controller::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        Command::Controller(args) => controller::run(&args),
+        Command::Sync(args) => gitops::run_sync(&args),
+        Command::Gitops(args) => gitops::run_gitops(&args),
     }
 }

@@ -15,6 +15,7 @@ pub mod crds;
 pub mod external_secret;
 pub mod leases;
 pub mod metrics;
+pub mod restarts;
 pub mod runner;
 pub mod sops_secret;
 pub mod status;

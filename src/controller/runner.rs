@@ -274,13 +274,29 @@ async fn term(
         let _ = tx.send(true);
     });
     let (leases, triggers) = LeaseManager::new();
+    // Without the restart key (e.g. no rights on Secrets in our namespace)
+    // the controller still syncs; it only cannot roll workloads.
+    let restarter = match Restarter::new(
+        client.clone(),
+        &config.controller_namespace,
+        Duration::from_secs(10),
+        30,
+    )
+    .await
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "workload restarts disabled: cannot load the restart key");
+            None
+        }
+    };
     let stores = Arc::new(Stores::new(client.clone(), config.cache_ttl));
     let ctx = Arc::new(Context::new(
         client.clone(),
         Arc::clone(&stores),
         Arc::clone(&shared.metrics),
         leases,
-        Some(Restarter),
+        restarter,
         config.controller_namespace.clone(),
         Some(config.identity.clone()),
         config.jitter,

@@ -19,5 +19,7 @@ mod leases;
 mod lint;
 mod master_keys;
 mod providers;
+mod restarts;
 mod sops;
 mod sops_secret;
+mod webhook;

@@ -28,7 +28,6 @@
 //! annotation, or a re-issue is due), writes it, then hands the lease over.
 
 pub mod render;
-mod standin;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +46,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 pub use super::leases::{LeaseManager, LeaseOwner, LeasePolicy, LeaseView};
-pub use standin::Restarter;
+pub use super::restarts::Restarter;
 
 use super::api::{
     ClusterSecretStore, CreationPolicy, DeletionPolicy, ExpirePolicy, ExternalSecret,
