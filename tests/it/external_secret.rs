@@ -723,11 +723,32 @@ async fn backend_outage_keeps_the_secret_and_recovers() {
     )
     .await;
     let ctl = Ctl::start(&client, &ns, &ns, "outage-test", false);
-    apply(&client, &ns, es("svc", json!({
-        "secretStoreRef": {"name": "bao"},
-        "refreshInterval": "1s",
-        "data": [{"secretKey": "password", "remoteRef": {"key": "svc", "property": "password"}}]
-    }))).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns);
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply(TM).force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+            })),
+        )
+        .await
+        .expect("deployment");
+    let mut svc = es(
+        "svc",
+        json!({
+            "secretStoreRef": {"name": "bao"},
+            "refreshInterval": "1s",
+            "data": [{"secretKey": "password", "remoteRef": {"key": "svc", "property": "password"}}]
+        }),
+    );
+    svc["metadata"]["annotations"] = json!({"sealgate.dev/restart": "deployment/web"});
+    apply(&client, &ns, svc).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
     let before = wait_secret(&secrets, "svc", "Secret svc", |_| true).await;
@@ -749,6 +770,16 @@ async fn backend_outage_keeps_the_secret_and_recovers() {
         value(s, "password").as_deref() == Some("second")
     })
     .await;
+    // The content changed: the Deployment named in the annotation rolls
+    // (keyed hash in its pod template).
+    let hash = wait_for("restart annotation on Deployment web", || async {
+        let d = serde_json::to_value(deployments.get("web").await.ok()?).ok()?;
+        d["spec"]["template"]["metadata"]["annotations"]["sealgate.dev/secret-hash"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(!hash.contains("second"), "the hash is keyed, not the value");
     ctl.stop().await;
 }
 
