@@ -21,3 +21,4 @@ mod providers;
 mod restarts;
 mod sops;
 mod sops_secret;
+mod sops_store;
