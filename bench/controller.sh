@@ -11,7 +11,7 @@
 #   bench/controller.sh                      (10000 ExternalSecrets, 100 ns, 1000 secrets)
 #   BENCH_EXTERNALSECRETS=1000 BENCH_NAMESPACES=10 BENCH_DISTINCT=100 bench/controller.sh
 #
-# Other knobs: BENCH_REFRESH_SECONDS (30), BENCH_TIMEOUT_SECONDS (600),
+# Other knobs: BENCH_REFRESH_SECONDS (600; shorter intervals make refreshes of already-synced objects compete with the initial sync), BENCH_TIMEOUT_SECONDS (600),
 # BENCH_CONTROLLER_ARGS (extra flags, e.g. "--concurrency 64"),
 # PROFILE=release for an optimised controller (default debug: a release
 # build of the whole graph takes longer than the benchmark on 2 cores).
