@@ -2,14 +2,25 @@
 //! Git, becomes a Kubernetes Secret in the same namespace.
 //!
 //! Design note: one reconcile reads the decryption keys (age identities in
-//! Flux's `*.agekey` format from a Secret in the controller's own namespace),
-//! decrypts in memory with the MAC checked, and writes the Secret with
+//! Flux's `*.agekey` format from a Secret in the controller's own namespace,
+//! and/or the data keys unwrapped through a store's Vault Transit or AWS
+//! KMS session when `decryption.storeRef` is set), decrypts in memory with
+//! the MAC checked, and writes the Secret with
 //! server-side apply only when its content differs from what is there. Any
 //! failure — missing key Secret, no matching key, a tampered file, a Secret
 //! sealgate does not own — leaves the existing Secret exactly as it was and
 //! is reported through the `Ready` condition and a Warning event. Plaintext
 //! exists only in `SecretBytes` and, unavoidably, in the serialized apply
 //! body; it never reaches status, events, errors or logs.
+//!
+//! A `storeRef` goes through [`Stores`] exactly like an `ExternalSecret`'s
+//! `secretStoreRef`: a `SecretStore` of the SopsSecret's own namespace, or a
+//! `ClusterSecretStore` whose conditions admit the namespace (its
+//! `allowedKeyPrefixes`, when set, must cover the Transit key path
+//! `ENGINE/keys/NAME` or the KMS key ARN). Only the `enc` entries of the
+//! file's own metadata are sent to the backend, and Transit only to the
+//! store's own server, so a file cannot make the controller send the
+//! store's token elsewhere.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,8 +36,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use super::api::{ClusterSecretStore, SecretStore, SecretStoreRef, StoreKind};
 use super::api::{SopsSecret, SopsSecretStatus};
 use super::status::{self, ready};
+use super::stores::{StoreError, StoreObject, Stores};
+use crate::providers::ProviderError;
+use crate::providers::sops_keys::{prefetch_kms, prefetch_transit};
 use crate::secret::{ExposeSecret, SecretBytes};
 use crate::sops::secret_data::{self, SecretDataError};
 use crate::sops::{AgeIdentities, Format, Keyring, SopsError};
@@ -54,6 +69,9 @@ pub struct SopsContext {
     pub key_namespace: String,
     /// Event publisher.
     pub recorder: Recorder,
+    /// Stores for `decryption.storeRef` (Transit / KMS); `None` refuses
+    /// store-backed decryption.
+    pub stores: Option<Arc<Stores>>,
 }
 
 impl SopsContext {
@@ -67,7 +85,16 @@ impl SopsContext {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             key_namespace,
+            stores: None,
         }
+    }
+
+    /// Enables `decryption.storeRef`, resolving stores through the same
+    /// [`Stores`] (cache, admission rules) as ExternalSecrets.
+    #[must_use]
+    pub fn with_stores(mut self, stores: Arc<Stores>) -> Self {
+        self.stores = Some(stores);
+        self
     }
 }
 
@@ -81,9 +108,23 @@ pub enum SopsSecretError {
     /// No decryption key source was configured.
     #[error("spec.decryption.ageKeySecretRef is not set; no key to decrypt with")]
     NoKeySource,
-    /// Only age keys are supported on this path.
-    #[error("spec.decryption.storeRef is not supported for SopsSecret yet; use ageKeySecretRef")]
+    /// The controller runs without store support.
+    #[error(
+        "spec.decryption.storeRef is not available: this controller runs without stores; use ageKeySecretRef"
+    )]
     UnsupportedKeySource,
+    /// The store is missing, refuses this namespace or key, or cannot connect.
+    #[error("spec.decryption.storeRef: {0}")]
+    Store(#[from] StoreError),
+    /// The store's backend could not unwrap any data key of the file.
+    #[error("spec.decryption.storeRef {store}: could not unwrap the data key: {source}")]
+    KeyBackend {
+        /// Store label.
+        store: String,
+        /// The backend's answer (never a key).
+        #[source]
+        source: ProviderError,
+    },
     /// The key Secret does not exist or holds no `*.agekey` entry.
     #[error("decryption key Secret {namespace}/{name}: {reason}")]
     KeySecret {
@@ -124,6 +165,13 @@ impl SopsSecretError {
         match self {
             Self::InvalidSpec => "InvalidSpec",
             Self::NoKeySource | Self::UnsupportedKeySource => "NoKeySource",
+            Self::Store(e) => e.metric_label(),
+            Self::KeyBackend { source, .. } => match source {
+                ProviderError::Unavailable { .. } | ProviderError::Throttled { .. } => {
+                    "BackendUnavailable"
+                }
+                _ => "KeyUnwrapFailed",
+            },
             Self::KeySecret { .. } => "KeySecretUnavailable",
             Self::Decrypt(SecretDataError::Sops(e)) => match e {
                 SopsError::NoMatchingKeys { .. } => "NoMatchingKeys",
@@ -143,10 +191,14 @@ impl SopsSecretError {
     /// Whether waiting may fix it (the apiserver or a key Secret may come
     /// back); spec and content errors need a new commit instead.
     fn retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Kube(_) | Self::KeySecret { .. } | Self::NotOwned(_)
-        )
+        match self {
+            Self::Store(e) => e.retryable(),
+            Self::KeyBackend { source, .. } => source.is_retryable(),
+            _ => matches!(
+                self,
+                Self::Kube(_) | Self::KeySecret { .. } | Self::NotOwned(_)
+            ),
+        }
     }
 }
 
@@ -260,7 +312,7 @@ async fn sync(
     ctx: &SopsContext,
     ns: &str,
 ) -> Result<(String, Option<String>, String, bool), SopsSecretError> {
-    let keyring = load_keyring(obj, ctx).await?;
+    let keyring = load_keyring(obj, ctx, ns).await?;
     let desired = decrypt(obj, ns, &keyring)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let existing = secrets.get_opt(&desired.name).await?;
@@ -293,16 +345,148 @@ async fn sync(
     ))
 }
 
-/// Reads every `*.agekey` entry of the key Secret (Flux's convention).
-async fn load_keyring(obj: &SopsSecret, ctx: &SopsContext) -> Result<Keyring, SopsSecretError> {
+/// The keys to decrypt with: age identities of the key Secret and/or data
+/// keys unwrapped through the referenced store.
+async fn load_keyring(
+    obj: &SopsSecret,
+    ctx: &SopsContext,
+    ns: &str,
+) -> Result<Keyring, SopsSecretError> {
     let decryption = obj.spec.decryption.as_ref();
-    let Some(secret_name) = decryption.and_then(|d| d.age_key_secret_ref.as_deref()) else {
-        return Err(if decryption.and_then(|d| d.store_ref.as_ref()).is_some() {
-            SopsSecretError::UnsupportedKeySource
-        } else {
-            SopsSecretError::NoKeySource
-        });
+    let age_ref = decryption.and_then(|d| d.age_key_secret_ref.as_deref());
+    let store_ref = decryption.and_then(|d| d.store_ref.as_ref());
+    let mut keyring = match age_ref {
+        Some(secret_name) => age_keyring(ctx, secret_name).await?,
+        None if store_ref.is_some() => Keyring::new(),
+        None => return Err(SopsSecretError::NoKeySource),
     };
+    if let Some(store_ref) = store_ref {
+        let stores = ctx
+            .stores
+            .as_ref()
+            .ok_or(SopsSecretError::UnsupportedKeySource)?;
+        match store_keys(obj, &ctx.client, stores, store_ref, ns).await {
+            Ok(backend) => keyring = keyring.with(backend),
+            // With age keys too, a failing store is not fatal: the file
+            // may open with age alone (decryption reports it if not).
+            Err(e) if age_ref.is_some() => {
+                tracing::info!(namespace = %ns, name = %obj.name_any(), error = %e, "store-backed keys unavailable; trying age keys only");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(keyring)
+}
+
+/// The sops source of the object: bytes and format.
+fn source(obj: &SopsSecret) -> Result<(&[u8], Format), SopsSecretError> {
+    match (&obj.spec.manifest, &obj.spec.file) {
+        (Some(manifest), None) => {
+            let bytes = manifest.as_bytes();
+            Ok((bytes, secret_data::sniff_format(bytes)))
+        }
+        (None, Some(file)) => {
+            let bytes = file.content.as_bytes();
+            let format = match file.format {
+                Some(f) => format_of(f),
+                None => secret_data::sniff_format(bytes),
+            };
+            Ok((bytes, format))
+        }
+        _ => Err(SopsSecretError::InvalidSpec),
+    }
+}
+
+/// Resolves `store_ref` for namespace `ns` under the multi-tenancy rules,
+/// then unwraps the file's Transit or KMS data keys with that store.
+async fn store_keys(
+    obj: &SopsSecret,
+    client: &Client,
+    stores: &Stores,
+    store_ref: &SecretStoreRef,
+    ns: &str,
+) -> Result<Box<dyn crate::sops::MasterKeyBackend>, SopsSecretError> {
+    let (bytes, format) = source(obj)?;
+    let (_, metadata) = crate::sops::load_encrypted(bytes, format)
+        .map_err(|e| SopsSecretError::Decrypt(SecretDataError::Sops(e)))?;
+    let client = client.clone();
+    let store = match store_ref.effective_kind() {
+        StoreKind::SecretStore => {
+            let api: Api<SecretStore> = Api::namespaced(client, ns);
+            match api
+                .get_opt(&store_ref.name)
+                .await
+                .map_err(StoreError::from)?
+            {
+                Some(s) => StoreObject::from_namespaced(&s),
+                None => {
+                    return Err(StoreError::NotFound {
+                        kind: StoreKind::SecretStore,
+                        name: store_ref.name.clone(),
+                        namespace: Some(ns.to_owned()),
+                    }
+                    .into());
+                }
+            }
+        }
+        StoreKind::ClusterSecretStore => {
+            let api: Api<ClusterSecretStore> = Api::all(client);
+            match api
+                .get_opt(&store_ref.name)
+                .await
+                .map_err(StoreError::from)?
+            {
+                Some(s) => StoreObject::from_cluster(&s),
+                None => {
+                    return Err(StoreError::NotFound {
+                        kind: StoreKind::ClusterSecretStore,
+                        name: store_ref.name.clone(),
+                        namespace: None,
+                    }
+                    .into());
+                }
+            }
+        }
+    };
+    // The "remote keys" a sops file reads are its master keys.
+    let keys: Vec<String> = metadata
+        .key_groups
+        .iter()
+        .flatten()
+        .filter_map(|e| match e.kind.as_str() {
+            "hc_vault" => Some(format!(
+                "{}/keys/{}",
+                e.field("engine_path")?,
+                e.field("key_name")?
+            )),
+            "kms" => e.field("arn"),
+            _ => None,
+        })
+        .collect();
+    stores.admit(&store, ns, &keys).await?;
+    let handle = stores.get(&store).await?;
+    let backend_err = |source| SopsSecretError::KeyBackend {
+        store: handle.label().to_owned(),
+        source,
+    };
+    let prefetched = if let Some(vault) = handle.vault() {
+        prefetch_transit(&metadata, &vault)
+            .await
+            .map_err(backend_err)?
+    } else if let Some(aws) = handle.aws_config() {
+        prefetch_kms(&metadata, aws).await.map_err(backend_err)?
+    } else {
+        return Err(SopsSecretError::Store(StoreError::InvalidSpec {
+            store: handle.label().to_owned(),
+            field: "spec.provider".into(),
+            message: "this store has no Vault Transit or AWS KMS keys".into(),
+        }));
+    };
+    Ok(Box::new(prefetched))
+}
+
+/// Reads every `*.agekey` entry of the key Secret (Flux's convention).
+async fn age_keyring(ctx: &SopsContext, secret_name: &str) -> Result<Keyring, SopsSecretError> {
     let key_err = |reason: String| SopsSecretError::KeySecret {
         namespace: ctx.key_namespace.clone(),
         name: secret_name.to_owned(),
@@ -340,14 +524,10 @@ async fn load_keyring(obj: &SopsSecret, ctx: &SopsContext) -> Result<Keyring, So
 fn decrypt(obj: &SopsSecret, ns: &str, keyring: &Keyring) -> Result<Desired, SopsSecretError> {
     let spec = &obj.spec;
     let target = spec.target.as_ref();
+    let (bytes, format) = source(obj)?;
     let mut desired = match (&spec.manifest, &spec.file) {
-        (Some(manifest), None) => {
-            let bytes = manifest.as_bytes();
-            let m = secret_data::decrypt_secret_manifest(
-                bytes,
-                secret_data::sniff_format(bytes),
-                keyring,
-            )?;
+        (Some(_), None) => {
+            let m = secret_data::decrypt_secret_manifest(bytes, format, keyring)?;
             if let Some(found) = m.namespace.filter(|n| n != ns) {
                 return Err(SopsSecretError::WrongNamespace {
                     expected: ns.to_owned(),
@@ -370,11 +550,6 @@ fn decrypt(obj: &SopsSecret, ns: &str, keyring: &Keyring) -> Result<Desired, Sop
             }
         }
         (None, Some(file)) => {
-            let bytes = file.content.as_bytes();
-            let format = match file.format {
-                Some(f) => format_of(f),
-                None => secret_data::sniff_format(bytes),
-            };
             let (data, last_modified) =
                 secret_data::decrypt_file_to_data(bytes, format, keyring, file.key.as_deref())?;
             Desired {

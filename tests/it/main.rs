@@ -22,4 +22,5 @@ mod providers;
 mod restarts;
 mod sops;
 mod sops_secret;
+mod sops_store;
 mod webhook;
