@@ -21,3 +21,4 @@ pub mod gitops;
 pub mod providers;
 pub mod secret;
 pub mod sops;
+pub mod webhook;

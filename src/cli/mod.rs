@@ -15,6 +15,7 @@ mod logging;
 pub mod sops;
 mod store;
 mod version;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -157,6 +158,11 @@ pub enum Command {
     ///
     /// Example: sealgate gitops --namespace sealgate-system
     Gitops(gitops::GitopsArgs),
+    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
+    /// and workload env at the apiserver (docs/webhook.md).
+    ///
+    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -212,5 +218,6 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Convert(args) => convert::run(&args),
         Command::Sync(args) => gitops::run_sync(&args),
         Command::Gitops(args) => gitops::run_gitops(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
 }
