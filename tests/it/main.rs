@@ -20,3 +20,4 @@ mod master_keys;
 mod providers;
 mod sops;
 mod sops_secret;
+mod gitops;
