@@ -666,8 +666,8 @@ async fn run(
                             Ok(after) => {
                                 let after = serde_json::to_value(after).unwrap_or(Json::Null);
                                 let paths = diff_paths(
-                                    &normalise(l, &ignores),
-                                    &normalise(&after, &ignores),
+                                    &normalise(l, &ignores, &d.object),
+                                    &normalise(&after, &ignores, &d.object),
                                 );
                                 if paths.is_empty() {
                                     if let Some(rv) = &live_rv {
@@ -966,7 +966,7 @@ async fn apply_one(
                 )));
             }
             tracing::info!(kind, name, "immutable field changed; recreating (opted in)");
-            api.delete(name, &DeleteParams::foreground())
+            api.delete(name, &DeleteParams::background())
                 .await
                 .map_err(|e| {
                     SyncError::Apply(redactor.scrub(&format!(
@@ -1264,7 +1264,7 @@ pub fn healthy(o: &Json) -> bool {
 }
 
 /// Removes fields the apiserver owns and the ignore rules name.
-fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore]) -> Json {
+fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore], target: &Json) -> Json {
     let mut o = o.clone();
     if let Some(m) = o.get_mut("metadata").and_then(Json::as_object_mut) {
         for k in [
@@ -1277,12 +1277,16 @@ fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore]) -> Json {
             m.remove(k);
         }
     }
+    // apiVersion/kind are the same by construction, and list items omit
+    // them; identity for the ignore rules comes from the desired object.
     if let Some(m) = o.as_object_mut() {
-        m.remove("status");
+        for k in ["status", "apiVersion", "kind"] {
+            m.remove(k);
+        }
     }
-    let kind = o["kind"].as_str().unwrap_or("").to_owned();
-    let name = o["metadata"]["name"].as_str().unwrap_or("").to_owned();
-    let ns = o["metadata"]["namespace"].as_str().map(str::to_owned);
+    let kind = target["kind"].as_str().unwrap_or("").to_owned();
+    let name = target["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let ns = target["metadata"]["namespace"].as_str().map(str::to_owned);
     for rule in ignores {
         let t = rule.target.clone().unwrap_or_default();
         let matches = t.kind.as_deref().is_none_or(|k| k == kind)
@@ -1396,14 +1400,14 @@ mod tests {
         let a = json!({"spec": {"replicas": 1, "x": [1, 2]}, "metadata": {"resourceVersion": "1"}});
         let b = json!({"spec": {"replicas": 3, "x": [1, 2], "y": 1}, "metadata": {"resourceVersion": "2"}});
         assert_eq!(
-            diff_paths(&normalise(&a, &[]), &normalise(&b, &[])),
+            diff_paths(&normalise(&a, &[], &a), &normalise(&b, &[], &a)),
             ["/spec/replicas", "/spec/y"]
         );
         let ignore = [super::super::spec::DriftIgnore {
             paths: vec!["/spec/replicas".into(), "/spec/y".into()],
             target: None,
         }];
-        assert!(diff_paths(&normalise(&a, &ignore), &normalise(&b, &ignore)).is_empty());
+        assert!(diff_paths(&normalise(&a, &ignore, &a), &normalise(&b, &ignore, &a)).is_empty());
     }
 
     #[test]

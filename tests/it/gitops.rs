@@ -218,7 +218,10 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
 
     let repo = Repo::new(tmp.path());
     let group = format!("{ns}.example.com");
-    repo.write("deploy/web.yaml", &format!("{}---\n{}", deployment("web"), deployment("worker")));
+    repo.write(
+        "deploy/web.yaml",
+        &format!("{}---\n{}", deployment("web"), deployment("worker")),
+    );
     repo.write("deploy/config.yaml", &configmap("settings", "blue"));
     repo.write(
         "deploy/crd.yaml",
@@ -234,7 +237,9 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
         &lab,
         &repo,
         "deploy/db.enc.yaml",
-        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\nstringData:\n  password: {SOPS_PW}\n"),
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\nstringData:\n  password: {SOPS_PW}\n"
+        ),
     );
     let first = repo.commit("first");
     let gs = gitsync(
@@ -244,11 +249,18 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
     );
 
     let report = h.sync(&gs).await;
-    assert!(report.ok, "first sync failed: {} {}", report.reason, report.message);
+    assert!(
+        report.ok,
+        "first sync failed: {} {}",
+        report.reason, report.message
+    );
     assert_eq!(h.ready().0, "True");
     assert!(h.ready().2.contains("Applied revision"), "{:?}", h.ready());
-    assert_eq!(h.status.last_applied_revision.as_deref(), Some(first.as_str()));
-    assert_eq!(h.status.inventory.len(), 7, "{:?}", h.status.inventory);
+    assert_eq!(
+        h.status.last_applied_revision.as_deref(),
+        Some(first.as_str())
+    );
+    assert_eq!(h.status.inventory.len(), 6, "{:?}", h.status.inventory);
     assert_eq!(h.status.history.len(), 1);
     let db = secrets.get("db").await.expect("decrypted Secret");
     assert_eq!(
@@ -259,7 +271,9 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), &ns);
     let web = deployments.get("web").await.expect("Deployment");
     assert_eq!(
-        web.labels().get("sealgate.dev/gitsync-name").map(String::as_str),
+        web.labels()
+            .get("sealgate.dev/gitsync-name")
+            .map(String::as_str),
         Some("apps")
     );
     let widgets: Api<DynamicObject> = Api::namespaced_with(
@@ -278,7 +292,11 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
     // The same revision again: nothing written.
     let report = h.sync(&gs).await;
     assert!(report.ok, "{}", report.message);
-    assert!(report.applied.is_empty(), "no-change sync wrote {:?}", report.applied);
+    assert!(
+        report.applied.is_empty(),
+        "no-change sync wrote {:?}",
+        report.applied
+    );
 
     // A commit adding a plaintext Secret (and changing the ConfigMap) is
     // refused whole.
@@ -292,8 +310,11 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
     assert!(!report.ok);
     assert_eq!(report.reason, "PlaintextSecretRefused");
     let (ready, reason, message) = h.ready();
-    assert_eq!((ready.as_str(), reason.as_str()), ("False", "PlaintextSecretRefused"));
-    assert!(message.contains("deploy/leak.yaml:5"), "{message}");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "PlaintextSecretRefused")
+    );
+    assert!(message.contains("deploy/leak.yaml:6"), "{message}");
     assert!(message.contains("k8s/secret-plaintext"), "{message}");
     assert!(message.contains("stringData.password"), "{message}");
     assert!(
@@ -302,40 +323,80 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
             .iter()
             .any(|c| c.type_ == "Stalled" && c.status == "True")
     );
-    assert_eq!(h.status.last_applied_revision.as_deref(), Some(first.as_str()));
-    assert_eq!(h.status.last_attempted_revision.as_deref(), Some(bad.as_str()));
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("blue"));
+    assert_eq!(
+        h.status.last_applied_revision.as_deref(),
+        Some(first.as_str())
+    );
+    assert_eq!(
+        h.status.last_attempted_revision.as_deref(),
+        Some(bad.as_str())
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("blue")
+    );
     assert!(secrets.get_opt("leak").await.expect("get").is_none());
     let audit = report.audit.to_string();
-    assert!(audit.contains("deploy/leak.yaml:5") && audit.contains("PlaintextSecretRefused"), "{audit}");
+    assert!(
+        audit.contains("deploy/leak.yaml:6") && audit.contains("PlaintextSecretRefused"),
+        "{audit}"
+    );
 
     // Separately: an API token in a ConfigMap.
     repo.remove("deploy/leak.yaml");
     repo.write(
         "deploy/config.yaml",
-        &format!("{}  token: {}\n", configmap("settings", "green"), api_token()),
+        &format!(
+            "{}  token: {}\n",
+            configmap("settings", "green"),
+            api_token()
+        ),
     );
     repo.commit("token in configmap");
     let report = h.sync(&gs).await;
-    assert_eq!(report.reason, "PlaintextSecretRefused", "{}", report.message);
-    assert!(report.message.contains("deploy/config.yaml:7"), "{}", report.message);
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("blue"));
+    assert_eq!(
+        report.reason, "PlaintextSecretRefused",
+        "{}",
+        report.message
+    );
+    assert!(
+        report.message.contains("deploy/config.yaml:7"),
+        "{}",
+        report.message
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("blue")
+    );
 
     // Fixed: applies.
     repo.write("deploy/config.yaml", &configmap("settings", "green"));
     let good = repo.commit("fixed");
     let report = h.sync(&gs).await;
     assert!(report.ok, "{}", report.message);
-    assert_eq!(h.status.last_applied_revision.as_deref(), Some(good.as_str()));
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("green"));
+    assert_eq!(
+        h.status.last_applied_revision.as_deref(),
+        Some(good.as_str())
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("green")
+    );
 
     let status_text = serde_json::to_string(&h.status).expect("status json");
     let logs = buf.text();
     for planted in [PLAIN_PW, SOPS_PW, &api_token()] {
         assert!(!logs.contains(planted), "a log line holds a planted value");
-        assert!(!status_text.contains(planted), "status holds a planted value");
+        assert!(
+            !status_text.contains(planted),
+            "status holds a planted value"
+        );
     }
-    assert!(logs.contains("sealgate::audit"), "audit lines are logged");
+    assert!(
+        logs.contains("\"audit\":\"gitsync\""),
+        "audit lines are logged: {}",
+        &logs[..logs.len().min(2000)]
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -364,7 +425,10 @@ async fn drift_is_reverted_in_correct_mode_and_reported_in_detect_mode() {
     let report = h.sync(&correct).await;
     assert!(report.ok, "{}", report.message);
     assert_eq!(report.drifted.len(), 1, "{:?}", report.plan);
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("blue"));
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("blue")
+    );
 
     let detect = gitsync(&ns, &repo.url(), json!({"drift": {"mode": "Detect"}}));
     edit().await;
@@ -372,7 +436,10 @@ async fn drift_is_reverted_in_correct_mode_and_reported_in_detect_mode() {
     assert!(report.ok, "{}", report.message);
     assert_eq!(report.drifted.len(), 1);
     assert!(report.applied.is_empty());
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("red"));
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("red")
+    );
 
     // An ignored field is not drift.
     let ignoring = gitsync(
@@ -393,7 +460,10 @@ async fn prune_deletes_removed_files_and_refuses_mass_or_empty_deletes() {
     let ns = cluster.namespace("gitops-prune").await;
     let repo = Repo::new(tmp.path());
     for i in 0..5 {
-        repo.write(&format!("deploy/c{i}.yaml"), &configmap(&format!("c{i}"), "x"));
+        repo.write(
+            &format!("deploy/c{i}.yaml"),
+            &configmap(&format!("c{i}"), "x"),
+        );
     }
     repo.commit("five");
     let gs = gitsync(&ns, &repo.url(), json!({}));
@@ -459,7 +529,11 @@ async fn immutable_field_fails_cleanly_without_opt_in_and_recreates_with_it() {
     let frozen = |v: &str, annotated: bool| {
         format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\n{}immutable: true\ndata:\n  mode: {v}\n",
-            if annotated { "  annotations: {sealgate.dev/recreate: enabled}\n" } else { "" }
+            if annotated {
+                "  annotations: {sealgate.dev/recreate: enabled}\n"
+            } else {
+                ""
+            }
         )
     };
     repo.write("deploy/frozen.yaml", &frozen("one", false));
@@ -473,10 +547,17 @@ async fn immutable_field_fails_cleanly_without_opt_in_and_recreates_with_it() {
     repo.commit("two");
     let report = h.sync(&gs).await;
     assert_eq!(report.reason, "ImmutableField", "{}", report.message);
-    assert!(report.message.contains("sealgate.dev/recreate"), "{}", report.message);
+    assert!(
+        report.message.contains("sealgate.dev/recreate"),
+        "{}",
+        report.message
+    );
     let still = api.get("frozen").await.expect("not deleted");
     assert_eq!(still.uid(), uid);
-    assert_eq!(cm_value(&h.client, &ns, "frozen").await.as_deref(), Some("one"));
+    assert_eq!(
+        cm_value(&h.client, &ns, "frozen").await.as_deref(),
+        Some("one")
+    );
 
     repo.write("deploy/frozen.yaml", &frozen("two", true));
     repo.commit("two, opted in");
@@ -484,19 +565,20 @@ async fn immutable_field_fails_cleanly_without_opt_in_and_recreates_with_it() {
     assert!(report.ok, "{}", report.message);
     let now = api.get("frozen").await.expect("recreated");
     assert_ne!(now.uid(), uid, "recreated");
-    assert_eq!(cm_value(&h.client, &ns, "frozen").await.as_deref(), Some("two"));
+    assert_eq!(
+        cm_value(&h.client, &ns, "frozen").await.as_deref(),
+        Some("two")
+    );
 }
 
-/// `git http-backend` behind a tiny axum CGI bridge on 127.0.0.1, with
-/// basic auth. Returns the base URL.
-async fn serve_git_http(root: PathBuf, user: &'static str, password: &'static str) -> String {
+/// `git http-backend` behind a tiny axum CGI bridge on 127.0.0.1 that
+/// demands a bearer token. Returns the base URL. (gix sends basic-auth
+/// passwords only over TLS, and its reqwest backend takes no custom CA, so
+/// the credential path is tested with a bearer token over loopback http.)
+async fn serve_git_http(root: PathBuf, token: &'static str) -> String {
     use axum::body::{Body, to_bytes};
     use axum::http::{Request, Response, StatusCode};
-    use base64::Engine as _;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    );
+    let expected = format!("Bearer {token}");
     let app = axum::Router::new().fallback(move |req: Request<Body>| {
         let root = root.clone();
         let expected = expected.clone();
@@ -546,7 +628,12 @@ async fn serve_git_http(root: PathBuf, user: &'static str, password: &'static st
                     .stdout(std::process::Stdio::piped())
                     .spawn()
                     .expect("git http-backend");
-                child.stdin.take().expect("stdin").write_all(&body).expect("write body");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(&body)
+                    .expect("write body");
                 child.wait_with_output().expect("cgi output").stdout
             })
             .await
@@ -570,7 +657,9 @@ async fn serve_git_http(root: PathBuf, user: &'static str, password: &'static st
             resp.body(Body::from(rest.to_vec())).expect("response")
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -587,14 +676,14 @@ async fn git_over_http_with_credentials_and_a_wrong_ref_fails_cleanly() {
     let repo = Repo::new(tmp.path());
     repo.write("deploy/config.yaml", &configmap("settings", "http"));
     let head = repo.commit("one");
-    let base = serve_git_http(tmp.path().to_path_buf(), "deployer", "PLANTED-git-pw-19ab").await;
+    let base = serve_git_http(tmp.path().to_path_buf(), "PLANTED-git-token-19ab").await;
     let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &ns);
     secrets
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-auth"},
-                "stringData": {"username": "deployer", "password": "PLANTED-git-pw-19ab"},
+                "stringData": {"bearerToken": "PLANTED-git-token-19ab"},
             }))
             .expect("secret"),
         )
@@ -613,8 +702,14 @@ async fn git_over_http_with_credentials_and_a_wrong_ref_fails_cleanly() {
 
     let report = h.sync(&with_auth).await;
     assert!(report.ok, "{}: {}", report.reason, report.message);
-    assert_eq!(h.status.last_applied_revision.as_deref(), Some(head.as_str()));
-    assert_eq!(cm_value(&h.client, &ns, "settings").await.as_deref(), Some("http"));
+    assert_eq!(
+        h.status.last_applied_revision.as_deref(),
+        Some(head.as_str())
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("http")
+    );
 
     let mut wrong = with_auth.clone();
     wrong.spec.source.git_ref = Some(sealgate::gitops::spec::GitRef {
@@ -623,10 +718,17 @@ async fn git_over_http_with_credentials_and_a_wrong_ref_fails_cleanly() {
     });
     let report = h.sync(&wrong).await;
     assert_eq!(report.reason, "RefNotFound", "{}", report.message);
-    assert!(report.message.contains("branch does-not-exist"), "{}", report.message);
-    assert_eq!(h.status.last_applied_revision.as_deref(), Some(head.as_str()));
+    assert!(
+        report.message.contains("branch does-not-exist"),
+        "{}",
+        report.message
+    );
+    assert_eq!(
+        h.status.last_applied_revision.as_deref(),
+        Some(head.as_str())
+    );
     let text = serde_json::to_string(&h.status).expect("json");
-    assert!(!text.contains("PLANTED-git-pw"));
+    assert!(!text.contains("PLANTED-git-token"));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -659,14 +761,36 @@ async fn sync_once_cli_applies_and_diff_writes_nothing() {
         c.output().expect("run sealgate")
     };
     let out = run(true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("+ {ns}_settings__ConfigMap (deploy/config.yaml:1)")), "{stdout}");
-    assert!(cm_value(&client, &ns, "settings").await.is_none(), "--diff wrote");
+    assert!(
+        stdout.contains(&format!(
+            "+ {ns}_settings__ConfigMap (deploy/config.yaml:1)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        cm_value(&client, &ns, "settings").await.is_none(),
+        "--diff wrote"
+    );
     let out = run(false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(cm_value(&client, &ns, "settings").await.as_deref(), Some("cli"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cm_value(&client, &ns, "settings").await.as_deref(),
+        Some("cli")
+    );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let st = cms.get("sealgate-gitsync-cli").await.expect("status ConfigMap");
+    let st = cms
+        .get("sealgate-gitsync-cli")
+        .await
+        .expect("status ConfigMap");
     assert!(st.data.expect("data")["status"].contains("lastAppliedRevision"));
 }
