@@ -123,6 +123,15 @@ pub struct SyncReport {
     pub audit: Json,
     /// Nothing to do: same commit, no drift check due.
     pub skipped: bool,
+    /// API requests this reconcile made, by kind of call (counted at the
+    /// call sites): discovery, list, get, dryRun, apply, delete.
+    pub api_calls: BTreeMap<&'static str, u64>,
+}
+
+impl SyncReport {
+    fn count(&mut self, what: &'static str, n: u64) {
+        *self.api_calls.entry(what).or_default() += n;
+    }
 }
 
 /// Why a reconcile failed. Messages name files, objects and fields, never
@@ -345,6 +354,7 @@ pub async fn reconcile(
         "findings": report.findings,
         "dryRun": ctx.dry_run,
         "durationMs": started.elapsed().as_millis() as u64,
+        "apiCalls": report.api_calls,
     });
     tracing::info!(target: "sealgate::audit", "{}", redactor.scrub(&report.audit.to_string()));
     (st, report)
@@ -588,7 +598,8 @@ async fn run(
         if stage.is_empty() {
             continue;
         }
-        let live = list_live(&client, &mut discovery, stage, &ns, &name).await?;
+        let (live, lists) = list_live(&client, &mut discovery, stage, &ns, &name).await?;
+        report.count("list", lists);
         for d in stage {
             let kind = d.object["kind"].as_str().unwrap_or("").to_owned();
             let api_version = d.object["apiVersion"].as_str().unwrap_or("").to_owned();
@@ -611,6 +622,9 @@ async fn run(
                 continue;
             };
             let api = dyn_api(&client, &ar, &caps, ons.as_deref());
+            if !live.contains_key(&d.id) {
+                report.count("get", 1);
+            }
             let live_obj = match live.get(&d.id) {
                 Some(o) => Some(o.clone()),
                 None => api
@@ -655,6 +669,7 @@ async fn run(
                 match &live_obj {
                     None => Change::Create,
                     Some(l) => {
+                        report.count("dryRun", 1);
                         let dry = api
                             .patch(
                                 &oname,
@@ -710,9 +725,16 @@ async fn run(
                 secret_keys,
             });
             if change != Change::Unchanged && apply_changes {
-                apply_one(&api, d, &oname, &kind, redactor).await?;
+                report.count("apply", 1);
+                let rv = apply_one(&api, d, &oname, &kind, redactor).await?;
                 report.applied.push(d.id.clone());
-                cache.remove(&d.id);
+                // What was just applied is the desired state at this
+                // resourceVersion: the next reconcile needs no dry-run
+                // unless someone changes the object.
+                match rv {
+                    Some(rv) => cache.insert(d.id.clone(), (d.digest.clone(), rv)),
+                    None => cache.remove(&d.id),
+                };
             }
             inventory.push(InventoryEntry {
                 id: d.id.clone(),
@@ -766,6 +788,7 @@ async fn run(
         tracing::warn!(gitsync = %name, drifted = report.drifted.len(), "drift detected");
         report.findings.push(msg);
     }
+    report.count("discovery", discovery.len() as u64);
     Ok(inventory)
 }
 
@@ -904,8 +927,9 @@ async fn list_live(
     stage: &[Desired],
     ns: &str,
     name: &str,
-) -> Result<HashMap<String, Json>, SyncError> {
+) -> Result<(HashMap<String, Json>, u64), SyncError> {
     let mut out = HashMap::new();
+    let mut calls = 0;
     let kinds: BTreeSet<(String, String)> = stage
         .iter()
         .map(|d| {
@@ -921,6 +945,7 @@ async fn list_live(
             continue;
         };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        calls += 1;
         // A forbidden cluster-wide list (impersonation with namespaced
         // rights) falls back to one GET per object.
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
@@ -930,7 +955,7 @@ async fn list_live(
             }
         }
     }
-    Ok(out)
+    Ok((out, calls))
 }
 
 fn kube_err(redactor: &Redactor, source: &str, e: kube::Error) -> SyncError {
@@ -947,10 +972,10 @@ async fn apply_one(
     name: &str,
     kind: &str,
     redactor: &Redactor,
-) -> Result<(), SyncError> {
+) -> Result<Option<String>, SyncError> {
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(name, &pp, &Patch::Apply(&d.object)).await {
-        Ok(_) => Ok(()),
+        Ok(o) => Ok(o.metadata.resource_version),
         Err(e) if is_immutable(&e) => {
             let opted_in = d
                 .object
@@ -982,7 +1007,7 @@ async fn apply_one(
             }
             api.patch(name, &pp, &Patch::Apply(&d.object))
                 .await
-                .map(|_| ())
+                .map(|o| o.metadata.resource_version)
                 .map_err(|e| {
                     SyncError::Apply(
                         redactor.scrub(&format!("{}: recreating {kind} {name}: {e}", d.source)),
@@ -1151,7 +1176,10 @@ async fn prune(
             continue;
         }
         match api.delete(oname, &DeleteParams::background()).await {
-            Ok(_) => report.pruned.push(e.id.clone()),
+            Ok(_) => {
+                report.count("delete", 1);
+                report.pruned.push(e.id.clone());
+            }
             Err(err) => {
                 tracing::warn!(id = %e.id, error = %redactor.scrub(&err.to_string()), "delete failed; kept in inventory");
                 survivors.push(e.clone());

@@ -794,3 +794,57 @@ async fn sync_once_cli_applies_and_diff_writes_nothing() {
         .expect("status ConfigMap");
     assert!(st.data.expect("data")["status"].contains("lastAppliedRevision"));
 }
+
+/// The benchmark behind `bench/sync.sh` (ignored in normal runs): 1,000
+/// ConfigMaps in 50 files; first sync, a no-change reconcile, and a
+/// one-object change. Prints one JSON line per phase with the API calls the
+/// loop made (counted at its call sites) and the wall time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run through bench/sync.sh"]
+async fn bench_1000_objects_in_50_files() {
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(cluster, tmp.path()).await;
+    h.ctx.force = false;
+    let ns = cluster.namespace("gitops-bench").await;
+    let repo = Repo::new(tmp.path());
+    let write_all = |changed: Option<usize>| {
+        for f in 0..50 {
+            let text: String = (0..20)
+                .map(|i| {
+                    let n = f * 20 + i;
+                    let v = if changed == Some(n) { "changed" } else { "v1" };
+                    format!("---\n{}", configmap(&format!("cm-{n:04}"), v))
+                })
+                .collect();
+            repo.write(&format!("deploy/f{f:02}.yaml"), &text);
+        }
+    };
+    write_all(None);
+    repo.commit("1000 objects");
+    let gs = gitsync(&ns, &repo.url(), json!({}));
+    let phase = |name: &str, r: &SyncReport, t: std::time::Duration| {
+        assert!(r.ok, "{name}: {} {}", r.reason, r.message);
+        println!(
+            "{}",
+            json!({"phase": name, "seconds": t.as_secs_f64(), "objects": r.plan.len(),
+                   "applied": r.applied.len(), "apiCalls": r.api_calls})
+        );
+    };
+    let t = std::time::Instant::now();
+    let r = h.sync(&gs).await;
+    phase("first-sync", &r, t.elapsed());
+    assert_eq!(r.applied.len(), 1000);
+    // No-change: force the full drift check (not the same-commit shortcut).
+    h.ctx.force = true;
+    let t = std::time::Instant::now();
+    let r = h.sync(&gs).await;
+    phase("no-change", &r, t.elapsed());
+    assert!(r.applied.is_empty());
+    write_all(Some(417));
+    repo.commit("one change");
+    let t = std::time::Instant::now();
+    let r = h.sync(&gs).await;
+    phase("one-change", &r, t.elapsed());
+    assert_eq!(r.applied.len(), 1);
+}
