@@ -281,6 +281,63 @@ pub async fn reconcile(
                 "",
                 generation,
             );
+            if !report.skipped {
+                let refused = report.findings.len();
+                let (safe_reason, safe_msg) = if refused == 0 {
+                    (
+                        "NoPlaintextSecrets",
+                        "the gate found no plaintext secret in the revision".to_owned(),
+                    )
+                } else {
+                    (
+                        "PlaintextSecretsAllowed",
+                        format!("{refused} findings exempted or warned (see the audit record)"),
+                    )
+                };
+                set(
+                    &mut st,
+                    "SecretsSafe",
+                    refused == 0,
+                    safe_reason,
+                    &safe_msg,
+                    generation,
+                );
+                let drifted = !report.drifted.is_empty();
+                let corrected =
+                    gs.spec.effective_drift_mode() == DriftMode::Correct && !ctx.dry_run;
+                let drift_msg = if drifted {
+                    format!(
+                        "{} objects differed from the revision{}",
+                        report.drifted.len(),
+                        if corrected {
+                            " and were re-applied"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    "live objects match the revision".to_owned()
+                };
+                // Abnormal-true: True only while drift remains (Detect mode).
+                set(
+                    &mut st,
+                    "Drifted",
+                    drifted && !corrected,
+                    if drifted { "DriftDetected" } else { "NoDrift" },
+                    &drift_msg,
+                    generation,
+                );
+                if gs.spec.effective_health_wait() && !ctx.dry_run {
+                    set(
+                        &mut st,
+                        "Healthy",
+                        true,
+                        "Healthy",
+                        "applied objects are healthy",
+                        generation,
+                    );
+                }
+            }
             if !report.skipped && !ctx.dry_run {
                 st.inventory = inventory;
                 let new_revision = st.last_applied_revision.as_deref() != Some(revision.as_str());
@@ -785,8 +842,7 @@ async fn run(
             report.drifted.len(),
             rev.commit
         );
-        tracing::warn!(gitsync = %name, drifted = report.drifted.len(), "drift detected");
-        report.findings.push(msg);
+        tracing::warn!(gitsync = %name, drifted = report.drifted.len(), "{msg}");
     }
     report.count("discovery", discovery.len() as u64);
     Ok(inventory)

@@ -262,6 +262,12 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
     );
     assert_eq!(h.status.inventory.len(), 6, "{:?}", h.status.inventory);
     assert_eq!(h.status.history.len(), 1);
+    assert!(
+        h.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "SecretsSafe" && c.status == "True")
+    );
     let db = secrets.get("db").await.expect("decrypted Secret");
     assert_eq!(
         db.data.expect("data")["password"].0,
@@ -434,6 +440,14 @@ async fn drift_is_reverted_in_correct_mode_and_reported_in_detect_mode() {
     assert_eq!(
         cm_value(&h.client, &ns, "settings").await.as_deref(),
         Some("red")
+    );
+    assert!(
+        h.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Drifted" && c.status == "True"),
+        "{:?}",
+        h.status.conditions
     );
 
     // An ignored field is not drift.
