@@ -7,6 +7,7 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod controller;
 mod convert;
 pub mod crds;
 pub mod gitops;
@@ -149,6 +150,17 @@ pub enum Command {
     ///
     /// Example: sealgate convert eso/externalsecret.yaml -o es.yaml
     Convert(convert::ConvertArgs),
+    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
+    /// and workload env at the apiserver (docs/webhook.md).
+    ///
+    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
+    Webhook(webhook::WebhookArgs),
+    /// Run the Kubernetes controller (ExternalSecret, SecretStore,
+    /// ClusterSecretStore, SopsSecret) with leader election, /metrics,
+    /// /healthz and /readyz. See docs/controller.md.
+    ///
+    /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
+    Controller(Box<controller::ControllerArgs>),
     /// Run one GitSync reconcile from a file: fetch, refuse plaintext
     /// secrets, decrypt sops Secrets, apply, prune (status in a ConfigMap).
     ///
@@ -158,11 +170,6 @@ pub enum Command {
     ///
     /// Example: sealgate gitops --namespace sealgate-system
     Gitops(gitops::GitopsArgs),
-    /// Serve the admission webhook: refuse plaintext Secrets, ConfigMaps
-    /// and workload env at the apiserver (docs/webhook.md).
-    ///
-    /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
-    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -216,8 +223,9 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Filestatus(args) => sops::filestatus(&args),
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
+        Command::Controller(args) => controller::run(&args),
         Command::Sync(args) => gitops::run_sync(&args),
         Command::Gitops(args) => gitops::run_gitops(&args),
-        Command::Webhook(args) => webhook::run(&args),
     }
 }

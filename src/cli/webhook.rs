@@ -69,11 +69,11 @@ pub(super) fn run(args: &WebhookArgs) -> anyhow::Result<ExitStatus> {
             tracing::info!("shutting down: draining in-flight reviews");
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
         });
-        webhook::bind_and_serve(addr, &tls, reload, policy, handle).await
+        webhook::bind_and_serve(addr, tls, reload, policy, handle).await
     });
     match result {
         Ok(()) => Ok(ExitStatus::Success),
-        Err(e @ (ServerError::Tls { .. } | ServerError::Bind { .. })) => Err(e.into()),
+        Err(e @ ServerError::Tls { .. }) => Err(e.into()),
         Err(e) => Err(Failure::unavailable(e).into()),
     }
 }

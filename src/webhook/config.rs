@@ -69,12 +69,12 @@ struct RawConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read webhook config {path}: {source}")]
+    #[error("cannot read webhook config {path}: {error}")]
     Read {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not chained).
+        error: std::io::Error,
     },
     /// Not valid YAML, or an unknown/ill-typed key.
     #[error("webhook config {path}: {message}")]
@@ -85,12 +85,12 @@ pub enum ConfigError {
         message: String,
     },
     /// The referenced `.sealgate.yaml` is wrong.
-    #[error("gate config {path}: {source}")]
+    #[error("gate config {path}: {error}")]
     Gate {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: gate::config::ConfigError,
+        /// Cause (in the message, not chained).
+        error: gate::config::ConfigError,
     },
     /// A value is empty or otherwise meaningless.
     #[error("webhook config {path}: {what}")]
@@ -119,9 +119,9 @@ impl Policy {
     /// resolved against the config file's directory (both usually come
     /// from one mounted ConfigMap).
     pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Policy::parse(&text, path)
     }
@@ -167,12 +167,12 @@ impl Policy {
                 Some(dir) if g.is_relative() => dir.join(g),
                 _ => g,
             };
-            let text = std::fs::read_to_string(&g).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(&g).map_err(|error| ConfigError::Read {
                 path: g.clone(),
-                source,
+                error,
             })?;
             let cfg = gate::config::Config::parse(&text)
-                .map_err(|source| ConfigError::Gate { path: g, source })?;
+                .map_err(|error| ConfigError::Gate { path: g, error })?;
             cfg.apply(&mut gate_opts);
         }
         Ok(Policy {

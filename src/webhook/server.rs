@@ -47,30 +47,31 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The certificate or key could not be read or used.
-    #[error("TLS certificate {cert} / key {key}: {source}")]
+    #[error("TLS certificate {cert} / key {key}: {error}")]
     Tls {
         /// Certificate file.
         cert: PathBuf,
         /// Key file.
         key: PathBuf,
-        /// Cause (rustls or I/O; never file content).
-        source: std::io::Error,
+        /// Cause (rustls or I/O; never file content). Not a `source()`:
+        /// the message already includes it once.
+        error: std::io::Error,
     },
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// Address.
         addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not chained).
+        error: std::io::Error,
     },
     /// The server loop failed.
-    #[error("webhook server on {addr} failed: {source}")]
+    #[error("webhook server on {addr} failed: {error}")]
     Serve {
         /// Address.
         addr: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not chained).
+        error: std::io::Error,
     },
 }
 
@@ -138,11 +139,11 @@ async fn read_pair(tls: &TlsFiles) -> std::io::Result<(Zeroizing<Vec<u8>>, Zeroi
     Ok((cert, key))
 }
 
-fn tls_error(tls: &TlsFiles, source: std::io::Error) -> ServerError {
+fn tls_error(tls: &TlsFiles, error: std::io::Error) -> ServerError {
     ServerError::Tls {
         cert: tls.cert.clone(),
         key: tls.key.clone(),
-        source,
+        error,
     }
 }
 
@@ -198,7 +199,7 @@ pub async fn tls_config(
 /// down. Tests bind `127.0.0.1:0` and read the port before calling this.
 pub async fn serve(
     listener: std::net::TcpListener,
-    tls: &TlsFiles,
+    tls: TlsFiles,
     reload_every: Duration,
     policy: Policy,
     handle: Handle<SocketAddr>,
@@ -208,34 +209,34 @@ pub async fn serve(
         .map_or_else(|_| "<unknown>".to_owned(), |a| a.to_string());
     listener
         .set_nonblocking(true)
-        .map_err(|source| ServerError::Serve {
+        .map_err(|error| ServerError::Serve {
             addr: addr.clone(),
-            source,
+            error,
         })?;
     // Dropped when this function returns, which ends the reload task.
     let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = tls_config(tls, reload_every, stop_rx).await?;
+    let config = tls_config(&tls, reload_every, stop_rx).await?;
     tracing::info!(%addr, path = VALIDATE_PATH, "admission webhook listening");
     axum_server::from_tcp_rustls(listener, config)
-        .map_err(|source| ServerError::Serve {
+        .map_err(|error| ServerError::Serve {
             addr: addr.clone(),
-            source,
+            error,
         })?
         .handle(handle)
         .serve(router(Arc::new(policy)).into_make_service())
         .await
-        .map_err(|source| ServerError::Serve { addr, source })
+        .map_err(|error| ServerError::Serve { addr, error })
 }
 
 /// Binds `addr` and serves (the `sealgate webhook` entry point).
 pub async fn bind_and_serve(
     addr: SocketAddr,
-    tls: &TlsFiles,
+    tls: TlsFiles,
     reload_every: Duration,
     policy: Policy,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
     let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        std::net::TcpListener::bind(addr).map_err(|error| ServerError::Bind { addr, error })?;
     serve(listener, tls, reload_every, policy, handle).await
 }

@@ -185,3 +185,118 @@ async fn install_manifests_apply_and_grant_least_privilege() {
     let again = apply_dir(&client, "controller").await;
     assert_eq!(applied, again);
 }
+
+/// The webhook manifests, applied server-side with `dryRun=All` and strict
+/// field validation: the apiserver checks every object (schema, unknown
+/// fields, admission) without storing the ValidatingWebhookConfiguration,
+/// which would otherwise send every test's writes to a Service that does
+/// not exist (failurePolicy Fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_manifests_are_accepted_by_the_apiserver() {
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    // The namespace and the controller's ServiceAccount come from deploy/controller.
+    apply_dir(&client, "controller").await;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook");
+    let listed = std::fs::read_to_string(root.join("kustomization.yaml")).expect("kustomization");
+    let mut seen = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .expect("deploy/webhook")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        let fname = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            listed.contains(&format!("- {fname}")),
+            "{fname} is not listed in deploy/webhook/kustomization.yaml"
+        );
+        let text = std::fs::read_to_string(&file).expect("read manifest");
+        let docs: Vec<DynamicObject> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for doc in docs {
+            let types = doc.types.clone().expect("apiVersion/kind");
+            let gvk = kube::api::GroupVersionKind::try_from(&types).expect("gvk");
+            let (resource, caps) = discovery
+                .resolve_gvk(&gvk)
+                .unwrap_or_else(|| panic!("{}: unknown kind {}", file.display(), types.kind));
+            let name = doc.metadata.name.clone().expect("name");
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => Api::namespaced_with(
+                    client.clone(),
+                    doc.metadata.namespace.as_deref().expect("namespace"),
+                    &resource,
+                ),
+                Scope::Cluster => Api::all_with(client.clone(), &resource),
+            };
+            let params = PatchParams::apply("sealgate-tests")
+                .force()
+                .dry_run()
+                .validation_strict();
+            let echoed = api
+                .patch(&name, &params, &Patch::Apply(&doc))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: apiserver refused {}/{name}: {e}",
+                        file.display(),
+                        types.kind
+                    )
+                });
+            if types.kind == "ValidatingWebhookConfiguration" {
+                let hooks = echoed.data["webhooks"].as_array().expect("webhooks");
+                for h in hooks {
+                    assert_eq!(h["sideEffects"], "None");
+                    assert!(h["failurePolicy"].is_string(), "failurePolicy is explicit");
+                    let excluded = h["namespaceSelector"]["matchExpressions"][0]["values"]
+                        .as_array()
+                        .expect("namespaceSelector values");
+                    for ns in ["kube-system", "sealgate-system"] {
+                        assert!(excluded.iter().any(|v| v == ns), "{ns} not excluded");
+                    }
+                    assert_eq!(h["clientConfig"]["service"]["path"], "/validate");
+                }
+            }
+            seen.push(format!("{}/{name}", types.kind));
+        }
+    }
+    for expected in [
+        "ServiceAccount/sealgate-webhook",
+        "ConfigMap/sealgate-webhook",
+        "Deployment/sealgate-webhook",
+        "Service/sealgate-webhook",
+        "PodDisruptionBudget/sealgate-webhook",
+        "ValidatingWebhookConfiguration/sealgate-gate",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "{expected} not in {seen:?}"
+        );
+    }
+    // Dry run: nothing was stored.
+    let vwcs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(client.clone());
+    assert!(vwcs.get_opt("sealgate-gate").await.expect("get").is_none());
+
+    // The shipped webhook config parses as the webhook would load it.
+    let cm = std::fs::read_to_string(root.join("configmap.yaml")).expect("configmap");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_saphyr::from_str(&cm).expect("ConfigMap");
+    let text = &cm.data.expect("data")["webhook.yaml"];
+    let policy = sealgate::webhook::Policy::parse(text, Path::new("webhook.yaml"))
+        .expect("shipped webhook config");
+    assert!(policy.exempt_namespaces.contains("sealgate-system"));
+    assert!(policy.sealgate_users.contains(SA_USER));
+}
