@@ -857,3 +857,115 @@ async fn bench_1000_objects_in_50_files() {
     phase("one-change", &r, t.elapsed());
     assert_eq!(r.applied.len(), 1);
 }
+
+/// The GitSync controller entry point: a GitSync resource is reconciled,
+/// its status written through the status subresource, and a plaintext
+/// commit turns it Ready=False with a Warning event naming file:line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_reconciles_a_gitsync_resource() {
+    use k8s_openapi::api::core::v1::Event;
+    use kube::api::ListParams;
+    use sealgate::gitops::controller::{self, GitOpsOptions};
+
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let ns = cluster.namespace("gitops-ctrl").await;
+    let repo = Repo::new(tmp.path());
+    repo.write("deploy/config.yaml", &configmap("settings", "ctrl"));
+    let first = repo.commit("one");
+    let gitsyncs: Api<GitSync> = Api::namespaced(client.clone(), &ns);
+    gitsyncs
+        .create(
+            &PostParams::default(),
+            &gitsync(&ns, &repo.url(), json!({"interval": "1s"})),
+        )
+        .await
+        .expect("create GitSync");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let options = GitOpsOptions {
+        namespace: Some(ns.clone()),
+        cache_dir: tmp.path().join("cache"),
+        ..GitOpsOptions::default()
+    };
+    let task = tokio::spawn(controller::run_until(client.clone(), options, async move {
+        let _ = stop_rx.await;
+    }));
+    let ready = |gs: &GitSync| {
+        gs.status.as_ref().and_then(|s| {
+            let c = s.conditions.iter().find(|c| c.type_ == "Ready")?;
+            Some((
+                c.status.clone(),
+                c.reason.clone().unwrap_or_default(),
+                s.last_applied_revision.clone(),
+            ))
+        })
+    };
+    let mut ok = false;
+    for _ in 0..150 {
+        let gs = gitsyncs.get("apps").await.expect("get");
+        if ready(&gs)
+            .is_some_and(|(s, _, rev)| s == "True" && rev.as_deref() == Some(first.as_str()))
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ok, "GitSync never became Ready with the commit");
+    assert_eq!(
+        cm_value(&client, &ns, "settings").await.as_deref(),
+        Some("ctrl")
+    );
+
+    repo.write(
+        "deploy/leak.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\nstringData:\n  password: {PLAIN_PW}\n"),
+    );
+    repo.commit("leak");
+    // Poll is at most `interval` (1s); a spec touch triggers it at once too.
+    let mut refused = None;
+    for _ in 0..150 {
+        let gs = gitsyncs.get("apps").await.expect("get");
+        if let Some((s, reason, _)) = ready(&gs)
+            && s == "False"
+        {
+            refused = Some(reason);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(refused.as_deref(), Some("PlaintextSecretRefused"));
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let mut found = false;
+    for _ in 0..50 {
+        let list = events.list(&ListParams::default()).await.expect("events");
+        if list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("PlaintextSecretRefused")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("deploy/leak.yaml:6"))
+        }) {
+            found = true;
+            for e in &list.items {
+                assert!(!e.message.as_deref().unwrap_or("").contains(PLAIN_PW));
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(found, "a Warning event names the file and line");
+    let gs = gitsyncs.get("apps").await.expect("get");
+    assert!(
+        !serde_json::to_string(&gs.status)
+            .expect("json")
+            .contains(PLAIN_PW)
+    );
+    assert_eq!(
+        cm_value(&client, &ns, "settings").await.as_deref(),
+        Some("ctrl")
+    );
+    let _ = stop_tx.send(());
+    let _ = task.await;
+}
