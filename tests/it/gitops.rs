@@ -969,3 +969,105 @@ async fn controller_reconciles_a_gitsync_resource() {
     let _ = stop_tx.send(());
     let _ = task.await;
 }
+
+/// `serviceAccountName` is impersonated for plan and apply: without RBAC the
+/// sync fails and writes nothing; with a Role it applies. `Warn` policy
+/// applies a revision with a finding and reports it.
+#[tokio::test(flavor = "current_thread")]
+async fn service_account_is_impersonated_and_warn_policy_applies() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(cluster, tmp.path()).await;
+    let kc = Kubeconfig::read_from(cluster.kubeconfig()).expect("kubeconfig");
+    h.ctx.config = Some(
+        kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("config"),
+    );
+    let ns = cluster.namespace("gitops-sa").await;
+    cluster.service_account_token(&ns, "deployer").await;
+    let repo = Repo::new(tmp.path());
+    repo.write("deploy/config.yaml", &configmap("settings", "sa"));
+    repo.commit("one");
+    let gs = gitsync(&ns, &repo.url(), json!({"serviceAccountName": "deployer"}));
+
+    let report = h.sync(&gs).await;
+    assert!(!report.ok, "an SA without rights must not apply");
+    assert!(
+        report.message.contains("forbidden") || report.message.contains("Forbidden"),
+        "{}",
+        report.message
+    );
+    assert!(cm_value(&h.client, &ns, "settings").await.is_none());
+
+    let roles: Api<Role> = Api::namespaced(h.client.clone(), &ns);
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "deployer"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["*"]}],
+            }))
+            .expect("role"),
+        )
+        .await
+        .expect("create Role");
+    let bindings: Api<RoleBinding> = Api::namespaced(h.client.clone(), &ns);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "deployer"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+                "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": ns}],
+            }))
+            .expect("binding"),
+        )
+        .await
+        .expect("create RoleBinding");
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}: {}", report.reason, report.message);
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("sa")
+    );
+
+    // Warn: the finding is reported, the revision applied.
+    repo.write(
+        "deploy/config.yaml",
+        &format!(
+            "{}  token: {}\n",
+            configmap("settings", "warned"),
+            api_token()
+        ),
+    );
+    repo.commit("token, warned");
+    let warn = gitsync(
+        &ns,
+        &repo.url(),
+        json!({"serviceAccountName": "deployer", "secrets": {"plaintextPolicy": "Warn"}}),
+    );
+    let report = h.sync(&warn).await;
+    assert!(report.ok, "{}: {}", report.reason, report.message);
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert!(
+        report.findings[0].starts_with("deploy/config.yaml:7"),
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        h.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "SecretsSafe" && c.status == "False")
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("warned")
+    );
+}
