@@ -203,7 +203,7 @@ pub fn fetch(
         move |e: gix::Error| SourceError::Git {
             url: url.clone(),
             step,
-            reason: e.to_string(),
+            reason: chain(&e),
         }
     };
     let dir = cache_dir_for(cache_root, url);
@@ -388,6 +388,27 @@ pub fn fetch(
         cached,
         files,
     })
+}
+
+/// An error and its causes, one line (gix's top-level messages alone are
+/// often too generic, e.g. "Transport handshake failed").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    let mut depth = 0;
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+        depth += 1;
+        if depth > 8 {
+            break;
+        }
+    }
+    out
 }
 
 enum Collect {

@@ -123,6 +123,15 @@ pub struct SyncReport {
     pub audit: Json,
     /// Nothing to do: same commit, no drift check due.
     pub skipped: bool,
+    /// API requests this reconcile made, by kind of call (counted at the
+    /// call sites): discovery, list, get, dryRun, apply, delete.
+    pub api_calls: BTreeMap<&'static str, u64>,
+}
+
+impl SyncReport {
+    fn count(&mut self, what: &'static str, n: u64) {
+        *self.api_calls.entry(what).or_default() += n;
+    }
 }
 
 /// Why a reconcile failed. Messages name files, objects and fields, never
@@ -272,6 +281,63 @@ pub async fn reconcile(
                 "",
                 generation,
             );
+            if !report.skipped {
+                let refused = report.findings.len();
+                let (safe_reason, safe_msg) = if refused == 0 {
+                    (
+                        "NoPlaintextSecrets",
+                        "the gate found no plaintext secret in the revision".to_owned(),
+                    )
+                } else {
+                    (
+                        "PlaintextSecretsAllowed",
+                        format!("{refused} findings exempted or warned (see the audit record)"),
+                    )
+                };
+                set(
+                    &mut st,
+                    "SecretsSafe",
+                    refused == 0,
+                    safe_reason,
+                    &safe_msg,
+                    generation,
+                );
+                let drifted = !report.drifted.is_empty();
+                let corrected =
+                    gs.spec.effective_drift_mode() == DriftMode::Correct && !ctx.dry_run;
+                let drift_msg = if drifted {
+                    format!(
+                        "{} objects differed from the revision{}",
+                        report.drifted.len(),
+                        if corrected {
+                            " and were re-applied"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    "live objects match the revision".to_owned()
+                };
+                // Abnormal-true: True only while drift remains (Detect mode).
+                set(
+                    &mut st,
+                    "Drifted",
+                    drifted && !corrected,
+                    if drifted { "DriftDetected" } else { "NoDrift" },
+                    &drift_msg,
+                    generation,
+                );
+                if gs.spec.effective_health_wait() && !ctx.dry_run {
+                    set(
+                        &mut st,
+                        "Healthy",
+                        true,
+                        "Healthy",
+                        "applied objects are healthy",
+                        generation,
+                    );
+                }
+            }
             if !report.skipped && !ctx.dry_run {
                 st.inventory = inventory;
                 let new_revision = st.last_applied_revision.as_deref() != Some(revision.as_str());
@@ -345,6 +411,7 @@ pub async fn reconcile(
         "findings": report.findings,
         "dryRun": ctx.dry_run,
         "durationMs": started.elapsed().as_millis() as u64,
+        "apiCalls": report.api_calls,
     });
     tracing::info!(target: "sealgate::audit", "{}", redactor.scrub(&report.audit.to_string()));
     (st, report)
@@ -588,7 +655,8 @@ async fn run(
         if stage.is_empty() {
             continue;
         }
-        let live = list_live(&client, &mut discovery, stage, &ns, &name).await?;
+        let (live, lists) = list_live(&client, &mut discovery, stage, &ns, &name).await?;
+        report.count("list", lists);
         for d in stage {
             let kind = d.object["kind"].as_str().unwrap_or("").to_owned();
             let api_version = d.object["apiVersion"].as_str().unwrap_or("").to_owned();
@@ -611,6 +679,9 @@ async fn run(
                 continue;
             };
             let api = dyn_api(&client, &ar, &caps, ons.as_deref());
+            if !live.contains_key(&d.id) {
+                report.count("get", 1);
+            }
             let live_obj = match live.get(&d.id) {
                 Some(o) => Some(o.clone()),
                 None => api
@@ -655,6 +726,7 @@ async fn run(
                 match &live_obj {
                     None => Change::Create,
                     Some(l) => {
+                        report.count("dryRun", 1);
                         let dry = api
                             .patch(
                                 &oname,
@@ -666,8 +738,8 @@ async fn run(
                             Ok(after) => {
                                 let after = serde_json::to_value(after).unwrap_or(Json::Null);
                                 let paths = diff_paths(
-                                    &normalise(l, &ignores),
-                                    &normalise(&after, &ignores),
+                                    &normalise(l, &ignores, &d.object),
+                                    &normalise(&after, &ignores, &d.object),
                                 );
                                 if paths.is_empty() {
                                     if let Some(rv) = &live_rv {
@@ -710,9 +782,16 @@ async fn run(
                 secret_keys,
             });
             if change != Change::Unchanged && apply_changes {
-                apply_one(&api, d, &oname, &kind, redactor).await?;
+                report.count("apply", 1);
+                let rv = apply_one(&api, d, &oname, &kind, redactor).await?;
                 report.applied.push(d.id.clone());
-                cache.remove(&d.id);
+                // What was just applied is the desired state at this
+                // resourceVersion: the next reconcile needs no dry-run
+                // unless someone changes the object.
+                match rv {
+                    Some(rv) => cache.insert(d.id.clone(), (d.digest.clone(), rv)),
+                    None => cache.remove(&d.id),
+                };
             }
             inventory.push(InventoryEntry {
                 id: d.id.clone(),
@@ -763,9 +842,9 @@ async fn run(
             report.drifted.len(),
             rev.commit
         );
-        tracing::warn!(gitsync = %name, drifted = report.drifted.len(), "drift detected");
-        report.findings.push(msg);
+        tracing::warn!(gitsync = %name, drifted = report.drifted.len(), "{msg}");
     }
+    report.count("discovery", discovery.len() as u64);
     Ok(inventory)
 }
 
@@ -904,8 +983,9 @@ async fn list_live(
     stage: &[Desired],
     ns: &str,
     name: &str,
-) -> Result<HashMap<String, Json>, SyncError> {
+) -> Result<(HashMap<String, Json>, u64), SyncError> {
     let mut out = HashMap::new();
+    let mut calls = 0;
     let kinds: BTreeSet<(String, String)> = stage
         .iter()
         .map(|d| {
@@ -921,6 +1001,7 @@ async fn list_live(
             continue;
         };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        calls += 1;
         // A forbidden cluster-wide list (impersonation with namespaced
         // rights) falls back to one GET per object.
         if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
@@ -930,7 +1011,7 @@ async fn list_live(
             }
         }
     }
-    Ok(out)
+    Ok((out, calls))
 }
 
 fn kube_err(redactor: &Redactor, source: &str, e: kube::Error) -> SyncError {
@@ -947,10 +1028,10 @@ async fn apply_one(
     name: &str,
     kind: &str,
     redactor: &Redactor,
-) -> Result<(), SyncError> {
+) -> Result<Option<String>, SyncError> {
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(name, &pp, &Patch::Apply(&d.object)).await {
-        Ok(_) => Ok(()),
+        Ok(o) => Ok(o.metadata.resource_version),
         Err(e) if is_immutable(&e) => {
             let opted_in = d
                 .object
@@ -966,7 +1047,7 @@ async fn apply_one(
                 )));
             }
             tracing::info!(kind, name, "immutable field changed; recreating (opted in)");
-            api.delete(name, &DeleteParams::foreground())
+            api.delete(name, &DeleteParams::background())
                 .await
                 .map_err(|e| {
                     SyncError::Apply(redactor.scrub(&format!(
@@ -982,7 +1063,7 @@ async fn apply_one(
             }
             api.patch(name, &pp, &Patch::Apply(&d.object))
                 .await
-                .map(|_| ())
+                .map(|o| o.metadata.resource_version)
                 .map_err(|e| {
                     SyncError::Apply(
                         redactor.scrub(&format!("{}: recreating {kind} {name}: {e}", d.source)),
@@ -1151,7 +1232,10 @@ async fn prune(
             continue;
         }
         match api.delete(oname, &DeleteParams::background()).await {
-            Ok(_) => report.pruned.push(e.id.clone()),
+            Ok(_) => {
+                report.count("delete", 1);
+                report.pruned.push(e.id.clone());
+            }
             Err(err) => {
                 tracing::warn!(id = %e.id, error = %redactor.scrub(&err.to_string()), "delete failed; kept in inventory");
                 survivors.push(e.clone());
@@ -1264,7 +1348,7 @@ pub fn healthy(o: &Json) -> bool {
 }
 
 /// Removes fields the apiserver owns and the ignore rules name.
-fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore]) -> Json {
+fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore], target: &Json) -> Json {
     let mut o = o.clone();
     if let Some(m) = o.get_mut("metadata").and_then(Json::as_object_mut) {
         for k in [
@@ -1277,12 +1361,16 @@ fn normalise(o: &Json, ignores: &[super::spec::DriftIgnore]) -> Json {
             m.remove(k);
         }
     }
+    // apiVersion/kind are the same by construction, and list items omit
+    // them; identity for the ignore rules comes from the desired object.
     if let Some(m) = o.as_object_mut() {
-        m.remove("status");
+        for k in ["status", "apiVersion", "kind"] {
+            m.remove(k);
+        }
     }
-    let kind = o["kind"].as_str().unwrap_or("").to_owned();
-    let name = o["metadata"]["name"].as_str().unwrap_or("").to_owned();
-    let ns = o["metadata"]["namespace"].as_str().map(str::to_owned);
+    let kind = target["kind"].as_str().unwrap_or("").to_owned();
+    let name = target["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let ns = target["metadata"]["namespace"].as_str().map(str::to_owned);
     for rule in ignores {
         let t = rule.target.clone().unwrap_or_default();
         let matches = t.kind.as_deref().is_none_or(|k| k == kind)
@@ -1396,14 +1484,14 @@ mod tests {
         let a = json!({"spec": {"replicas": 1, "x": [1, 2]}, "metadata": {"resourceVersion": "1"}});
         let b = json!({"spec": {"replicas": 3, "x": [1, 2], "y": 1}, "metadata": {"resourceVersion": "2"}});
         assert_eq!(
-            diff_paths(&normalise(&a, &[]), &normalise(&b, &[])),
+            diff_paths(&normalise(&a, &[], &a), &normalise(&b, &[], &a)),
             ["/spec/replicas", "/spec/y"]
         );
         let ignore = [super::super::spec::DriftIgnore {
             paths: vec!["/spec/replicas".into(), "/spec/y".into()],
             target: None,
         }];
-        assert!(diff_paths(&normalise(&a, &ignore), &normalise(&b, &ignore)).is_empty());
+        assert!(diff_paths(&normalise(&a, &ignore, &a), &normalise(&b, &ignore, &a)).is_empty());
     }
 
     #[test]

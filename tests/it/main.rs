@@ -15,6 +15,7 @@ mod deploy;
 mod external_secret;
 mod fixtures;
 mod gate;
+mod gitops;
 mod leases;
 mod lint;
 mod master_keys;
