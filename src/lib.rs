@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod controller;
 pub mod gate;
+pub mod gitops;
 pub mod providers;
 pub mod secret;
 pub mod sops;

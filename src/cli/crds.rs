@@ -24,7 +24,9 @@ pub struct CrdsArgs {
 
 /// Every CRD sealgate installs.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    controller::crds::controller_crds()
+    let mut crds = controller::crds::controller_crds();
+    crds.push(<crate::gitops::spec::GitSync as kube::CustomResourceExt>::crd());
+    crds
 }
 
 pub(super) fn run(args: &CrdsArgs) -> anyhow::Result<ExitStatus> {

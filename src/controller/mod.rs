@@ -11,5 +11,7 @@
 pub mod api;
 pub mod convert;
 pub mod crds;
+pub mod leases;
 pub mod sops_secret;
 pub mod status;
+pub mod stores;

@@ -131,6 +131,20 @@ fn samples() -> Vec<(&'static str, serde_json::Value)> {
                    "decryption": {"ageKeySecretRef": "sops-age"},
                    "target": {"name": "cfg", "type": "Opaque"}}),
         ),
+        (
+            "GitSync",
+            json!({"source": {"url": "https://git.example.invalid/deploy.git", "ref": {"branch": "main"},
+                              "secretRef": {"name": "git-auth"}, "pollInterval": "1m"},
+                   "path": "./clusters/prod", "interval": "10m", "retryInterval": "2m", "timeout": "5m",
+                   "suspend": false, "serviceAccountName": "deployer",
+                   "decryption": {"ageKeySecretRef": {"name": "sops-age"}},
+                   "secrets": {"plaintextPolicy": "Deny",
+                               "allow": [{"kind": "Secret", "namespace": "kube-system", "name": "bootstrap",
+                                          "rule": "k8s/secret-plaintext", "reason": "kubeadm token"}]},
+                   "drift": {"mode": "Detect", "ignore": [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}]},
+                   "prune": {"enabled": true, "maxDeleteRatio": 0.5, "protectKinds": ["Namespace"]},
+                   "health": {"wait": true}}),
+        ),
     ]
 }
 
@@ -188,6 +202,9 @@ async fn apiserver_accepts_every_crd_and_adds_no_defaults() {
             "SopsSecret" => {
                 serde_json::from_value::<sealgate::controller::api::SopsSecretSpec>(spec.clone())
                     .is_ok()
+            }
+            "GitSync" => {
+                serde_json::from_value::<sealgate::gitops::spec::GitSyncSpec>(spec.clone()).is_ok()
             }
             _ => false,
         };

@@ -14,6 +14,7 @@ mod crds;
 mod deploy;
 mod fixtures;
 mod gate;
+mod leases;
 mod lint;
 mod master_keys;
 mod providers;

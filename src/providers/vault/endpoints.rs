@@ -106,3 +106,63 @@ impl Endpoint for RevokeLease {
         ))
     }
 }
+
+/// The `data` of a `sys/leases/lookup` answer.
+#[derive(Deserialize)]
+pub struct LeaseLookup {
+    /// The lease id (echoed).
+    #[serde(default)]
+    pub id: String,
+    /// RFC 3339; when the lease was created.
+    #[serde(default)]
+    pub issue_time: Option<String>,
+    /// RFC 3339; when it ends unless renewed (absent for non-expiring).
+    #[serde(default)]
+    pub expire_time: Option<String>,
+    /// RFC 3339; the last successful renewal, if any.
+    #[serde(default)]
+    pub last_renewal: Option<String>,
+    /// Whether renewals are accepted.
+    #[serde(default)]
+    pub renewable: bool,
+    /// Seconds left.
+    #[serde(default)]
+    pub ttl: u64,
+}
+
+/// The envelope of a `sys/leases/lookup` answer.
+#[derive(Deserialize)]
+pub struct LeaseLookupResponse {
+    /// Lease facts.
+    pub data: LeaseLookup,
+}
+
+/// `PUT sys/leases/lookup`: facts about a lease without touching it, so a
+/// restarted controller can resume one recorded on a Secret.
+pub struct LookupLease {
+    /// Lease to look up.
+    pub lease_id: String,
+}
+
+#[async_trait::async_trait]
+impl Endpoint for LookupLease {
+    type Response = LeaseLookupResponse;
+    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
+    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
+
+    fn path(&self) -> String {
+        "sys/leases/lookup".to_owned()
+    }
+
+    fn method(&self) -> RequestMethod {
+        RequestMethod::PUT
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
+        Ok(Some(
+            serde_json::json!({ "lease_id": self.lease_id })
+                .to_string()
+                .into_bytes(),
+        ))
+    }
+}

@@ -710,3 +710,53 @@ fn json_object_to_map(
         }),
     }
 }
+
+/// What the backend knows about a lease (`sys/leases/lookup`): enough for a
+/// restarted controller to resume renewing it instead of issuing anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The lease as it stands: `duration` is the time left now.
+    pub lease: Lease,
+    /// When the lease was created.
+    pub issue_time: Option<std::time::SystemTime>,
+    /// When it ends unless renewed.
+    pub expire_time: Option<std::time::SystemTime>,
+    /// The last successful renewal, if any.
+    pub last_renewal: Option<std::time::SystemTime>,
+}
+
+impl VaultProvider {
+    /// Looks a lease up without renewing it. A lease that was revoked or
+    /// has expired answers `Invalid`/`NotFound` (Vault says "invalid
+    /// lease" with HTTP 400).
+    pub async fn lookup(&self, lease_id: &str) -> Result<LeaseInfo, ProviderError> {
+        let id = lease_id.to_owned();
+        let resp = self
+            .call(lease_id, |c| {
+                let lease_id = id.clone();
+                async move { exec_full(&c, endpoints::LookupLease { lease_id }).await }
+            })
+            .await?;
+        let d = resp.data;
+        let time = |s: &Option<String>| {
+            s.as_deref()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .map(std::time::SystemTime::from)
+        };
+        Ok(LeaseInfo {
+            lease: Lease {
+                id: if d.id.is_empty() {
+                    lease_id.to_owned()
+                } else {
+                    d.id.clone()
+                },
+                duration: Duration::from_secs(d.ttl),
+                renewable: d.renewable,
+            },
+            issue_time: time(&d.issue_time),
+            expire_time: time(&d.expire_time),
+            last_renewal: time(&d.last_renewal),
+        })
+    }
+}
