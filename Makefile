@@ -2,7 +2,7 @@
 #
 #   make test   set-up (idempotent) + fmt + clippy + every test, real services
 #   make setup  install the pinned tools only (scripts/setup-dev)
-#   make demo   the main job on local defaults (today: demo-lint)
+#   make demo   the main job on local defaults: Git/OpenBao → Secret via the controller
 #   make demo-lint  generate a small labelled GitOps repo and lint it
 #
 # Why a Makefile and not a shell script: `make test` is what people type
@@ -32,9 +32,13 @@ cargo-test:
 	set -o pipefail; $(CARGO) test --all-targets --locked 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
-# The README's "main job" command. It grows with the product: today the
-# gate is the capability that runs end to end without a cluster.
-demo: demo-lint
+# The README's "main job" command: installs the tools (idempotent), starts a
+# local control plane and OpenBao, runs the real `sealgate controller`, and
+# shows a Secret appear, rotate, and a tampered SopsSecret refused
+# (examples/demo.rs); everything it starts is stopped when it ends.
+demo: setup
+	$(CARGO) build --bin sealgate --example demo
+	target/debug/examples/demo target/debug/sealgate
 
 # A two-application GitOps repository with planted secrets and decoys
 # (tests/support/corpus.rs), then `sealgate lint` on it. Exit 1 from lint is

@@ -225,7 +225,15 @@ async fn main() -> anyhow::Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let _controller = Controller(
         Command::new(&binary)
-            .args(["controller", "--log-format", "json", "--log-level", "info"])
+            .args([
+                "controller",
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env("KUBECONFIG", cluster.kubeconfig())
             .env("POD_NAMESPACE", "sealgate-system")
             .env("POD_NAME", "sealgate-demo")

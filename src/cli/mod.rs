@@ -7,8 +7,10 @@
 //! [`Failure`] tag that says which exit code the user (or CI) should see.
 //! Subcommands are added only when the capability behind them works.
 
+mod controller;
 mod convert;
 pub mod crds;
+pub mod gitops;
 mod lint;
 mod logging;
 pub mod sops;
@@ -153,6 +155,21 @@ pub enum Command {
     ///
     /// Example: sealgate webhook --tls-cert tls.crt --tls-key tls.key --config webhook.yaml
     Webhook(webhook::WebhookArgs),
+    /// Run the Kubernetes controller (ExternalSecret, SecretStore,
+    /// ClusterSecretStore, SopsSecret) with leader election, /metrics,
+    /// /healthz and /readyz. See docs/controller.md.
+    ///
+    /// Example: POD_NAMESPACE=sealgate-system sealgate controller --log-format json
+    Controller(Box<controller::ControllerArgs>),
+    /// Run one GitSync reconcile from a file: fetch, refuse plaintext
+    /// secrets, decrypt sops Secrets, apply, prune (status in a ConfigMap).
+    ///
+    /// Example: sealgate sync --once -f sync.yaml --diff
+    Sync(gitops::SyncArgs),
+    /// Run only the GitSync controller (in-cluster or with $KUBECONFIG).
+    ///
+    /// Example: sealgate gitops --namespace sealgate-system
+    Gitops(gitops::GitopsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand, and returns the exit
@@ -207,5 +224,8 @@ fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Crds(args) => crds::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        Command::Controller(args) => controller::run(&args),
+        Command::Sync(args) => gitops::run_sync(&args),
+        Command::Gitops(args) => gitops::run_gitops(&args),
     }
 }

@@ -9,9 +9,14 @@
 //! below it knows about Kubernetes.
 
 pub mod api;
+pub mod context;
 pub mod convert;
 pub mod crds;
 pub mod leases;
+pub mod external_secret;
+pub mod metrics;
+pub mod runner;
+pub mod restarts;
 pub mod sops_secret;
 pub mod status;
 pub mod stores;

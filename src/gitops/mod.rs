@@ -12,4 +12,9 @@
 //! before the whole revision has passed rendering, validation and
 //! decryption.
 
+pub mod controller;
+pub mod render;
+pub mod secrets;
+pub mod source;
 pub mod spec;
+pub mod sync;

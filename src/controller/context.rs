@@ -1,0 +1,86 @@
+//! What every reconciler of one leadership term shares.
+//!
+//! Design note: a [`Context`] is built when this replica becomes leader and
+//! dropped when it stops leading, so nothing a previous term learnt (store
+//! sessions, tracked leases) outlives the lock; leases are resumed from the
+//! annotations on their Secrets. [`Metrics`] outlive terms and are owned by
+//! the runner.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::external_secret::{LeaseManager, Restarter};
+use super::metrics::{EXPIRY_WINDOW, Metrics, Snapshot};
+use super::stores::Stores;
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Cluster client.
+    pub client: Client,
+    /// Connected stores.
+    pub stores: Arc<Stores>,
+    /// Event publisher.
+    pub recorder: Recorder,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+    /// Leases of dynamic secrets.
+    pub leases: LeaseManager,
+    /// Rolls workloads whose Secret changed (absent when it could not start).
+    pub restarter: Option<Restarter>,
+    /// The controller's own namespace.
+    pub controller_namespace: String,
+    /// Spread refreshes (on by default).
+    pub jitter: bool,
+    /// ExternalSecrets reconciled at least once in this term (uids).
+    pub(crate) seen: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    /// Builds a context; events are published as `sealgate` from `instance`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        stores: Arc<Stores>,
+        metrics: Arc<Metrics>,
+        leases: LeaseManager,
+        restarter: Option<Restarter>,
+        controller_namespace: String,
+        instance: Option<String>,
+        jitter: bool,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "sealgate".into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            stores,
+            metrics,
+            leases,
+            restarter,
+            controller_namespace,
+            jitter,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Figures read at scrape time.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stores: self.stores.counters(),
+            expiring: self.leases.expiring_within(EXPIRY_WINDOW),
+        }
+    }
+
+    /// Marks `uid` seen; returns whether it was the first time this term.
+    pub(crate) fn first_sight(&self, uid: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_owned())
+    }
+}

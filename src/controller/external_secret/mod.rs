@@ -1,0 +1,1105 @@
+//! The `ExternalSecret` reconciler: values from a store become a
+//! Kubernetes Secret, refreshed on schedule.
+//!
+//! Design note: one reconcile resolves the store (with the multi-tenancy
+//! checks in [`super::stores`]), fetches every reference through the store's
+//! shared cache, shapes the result ([`render`]), compares it with the
+//! Secret that is there and applies (server-side apply) only when something
+//! differs — a steady state costs backend reads but no API writes, not even
+//! status writes. Any failure leaves the existing Secret exactly as it was;
+//! status `Ready=False` and a Warning event carry the reason.
+//!
+//! Who owns the Secret follows `creationPolicy`: `Owner` (owner reference,
+//! our labels, field manager `sealgate`), `Orphan` (our labels, no owner
+//! reference), `Merge` (only our keys, into a Secret that must exist, under
+//! a field manager of its own per ExternalSecret so two ExternalSecrets can
+//! merge into one Secret without removing each other's keys). Deletion runs
+//! through a finalizer and honours `deletionPolicy`.
+//!
+//! Scheduling: `refreshInterval` (default 1h, `0` = fetch once) with ±10%
+//! jitter. After a controller start, objects that were already synced at
+//! their current generation wait a random part of their interval (at most
+//! five minutes) before their first fetch, so never-synced objects are
+//! served first and a restart does not stampede the backends.
+//!
+//! Dynamic (leased) secrets: the lease manager owns renewals; the
+//! reconciler issues a credential only when there is no usable lease (none
+//! tracked and none to resume from the Secret's `sealgate.dev/lease-id`
+//! annotation, or a re-issue is due), writes it, then hands the lease over.
+
+pub mod render;
+mod standin;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+pub use standin::{LeaseManager, LeaseOwner, LeasePolicy, LeaseView, Restarter};
+
+use super::api::{
+    ClusterSecretStore, CreationPolicy, DeletionPolicy, ExpirePolicy, ExternalSecret,
+    ExternalSecretStatus, RemoteRef, SecretStore, StoreKind, WorkloadRef,
+};
+use super::context::Context;
+use super::sops_secret::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL};
+use super::status::{self, condition, ready};
+use super::stores::StoreError;
+use crate::providers::{Decoding, FindQuery, ProviderError, Reference};
+use crate::secret::{ExposeSecret, SecretBytes};
+use crate::sops::engine::format_unix;
+use render::RenderError;
+
+/// Finalizer that runs `deletionPolicy` and releases leases.
+pub const FINALIZER: &str = "sealgate.dev/externalsecret";
+/// Annotation with the id of the lease backing a dynamic Secret.
+pub const LEASE_ID_ANNOTATION: &str = "sealgate.dev/lease-id";
+/// Annotation with the lease's expiry (RFC 3339).
+pub const LEASE_EXPIRES_ANNOTATION: &str = "sealgate.dev/lease-expires-at";
+/// Annotation on an ExternalSecret naming workloads to roll on change
+/// (`deployment/api,statefulset/db`).
+pub const RESTART_ANNOTATION: &str = "sealgate.dev/restart";
+/// Metric `kind` label.
+const KIND: &str = "ExternalSecret";
+
+/// Default `refreshInterval`.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+/// Retry delay after a failure that may heal by itself.
+const RETRY: Duration = Duration::from_secs(30);
+/// Longest start-up deferral of an already-synced object.
+const MAX_STARTUP_SPREAD: Duration = Duration::from_secs(300);
+
+/// Why an ExternalSecret could not be synced. Messages name objects, keys
+/// and stores, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalSecretError {
+    /// The spec is contradictory or asks for something refused.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The store cannot be used by this object.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The backend failed or refused a read.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    /// The values could not be shaped into a Secret.
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    /// A Secret of that name exists and is not this object's.
+    #[error(
+        "Secret {0} exists and is not managed by this ExternalSecret; refusing to take it over (use creationPolicy: Merge to add keys to it)"
+    )]
+    NotOwned(String),
+    /// `Merge` needs an existing Secret.
+    #[error("Secret {0} does not exist; creationPolicy Merge only adds keys to an existing Secret")]
+    MergeTargetMissing(String),
+    /// The apiserver failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ExternalSecretError {
+    /// One CamelCase word for status reasons, events and metric labels.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::Store(e) => e.metric_label(),
+            Self::Provider(e) => match e {
+                ProviderError::NotFound { .. } => "SecretNotFoundInBackend",
+                ProviderError::PermissionDenied { .. } => "BackendPermissionDenied",
+                ProviderError::Unauthenticated { .. } => "AuthenticationFailed",
+                ProviderError::Throttled { .. } | ProviderError::Unavailable { .. } => {
+                    "BackendUnavailable"
+                }
+                ProviderError::Invalid { .. } => "InvalidReference",
+            },
+            Self::Render(RenderError::ForbiddenType(_)) => "ForbiddenType",
+            Self::Render(RenderError::Template { .. }) => "TemplateFailed",
+            Self::Render(_) => "InvalidData",
+            Self::NotOwned(_) => "SecretNotOwned",
+            Self::MergeTargetMissing(_) => "MergeTargetMissing",
+            Self::Kube(_) => "KubernetesError",
+            Self::Finalizer(_) => "FinalizerFailed",
+        }
+    }
+
+    /// Whether waiting may fix it (backend back, Secret created, ...).
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.retryable(),
+            Self::Provider(e) => e.is_retryable() || matches!(e, ProviderError::NotFound { .. }),
+            Self::Kube(_) | Self::Finalizer(_) | Self::MergeTargetMissing(_) => true,
+            Self::NotOwned(_) => true,
+            Self::InvalidSpec(_) | Self::Render(_) => false,
+        }
+    }
+}
+
+/// What a successful sync did.
+struct Outcome {
+    secret: String,
+    resource_version: Option<String>,
+    wrote: bool,
+    lease_expires: Option<SystemTime>,
+}
+
+/// The shaped Secret.
+struct Desired {
+    type_: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    data: BTreeMap<String, SecretBytes>,
+}
+
+/// Runs the ExternalSecret controller until `shutdown` resolves. Watches
+/// ExternalSecrets, the metadata of the Secrets sealgate manages (a
+/// deleted or edited Secret is repaired promptly without caching values),
+/// stores (a store's spec change re-reconciles its ExternalSecrets), and
+/// the lease manager's triggers.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    concurrency: u16,
+    lease_triggers: impl Stream<Item = ObjectRef<ExternalSecret>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (es_api, secret_api, store_api): (
+        Api<ExternalSecret>,
+        Api<PartialObjectMeta<Secret>>,
+        Api<SecretStore>,
+    ) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let cluster_store_api: Api<ClusterSecretStore> = Api::all(client.clone());
+    let owned = watcher::watcher(
+        secret_api,
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+    )
+    .touched_objects();
+    let controller = Controller::new(es_api, watcher::Config::default());
+    let reader = controller.store();
+    let reader2 = reader.clone();
+    let stores = watcher::watcher(store_api, watcher::Config::default())
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let cluster_stores = watcher::watcher(cluster_store_api, watcher::Config::default())
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    controller
+        .watches_stream(owned, |s: PartialObjectMeta<Secret>| {
+            let ns = s.namespace();
+            s.labels()
+                .get(OWNER_LABEL)
+                .and_then(|v| v.strip_prefix("ExternalSecret."))
+                .zip(ns)
+                .map(|(name, ns)| ObjectRef::new(name).within(&ns))
+        })
+        .watches_stream(stores, move |s: SecretStore| {
+            let ns = s.namespace();
+            let name = s.name_any();
+            reader
+                .state()
+                .into_iter()
+                .filter(|es| {
+                    let r = &es.spec.secret_store_ref;
+                    r.effective_kind() == StoreKind::SecretStore
+                        && r.name == name
+                        && es.namespace() == ns
+                })
+                .map(|es| ObjectRef::from_obj(&*es))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(cluster_stores, move |s: ClusterSecretStore| {
+            let name = s.name_any();
+            reader2
+                .state()
+                .into_iter()
+                .filter(|es| {
+                    let r = &es.spec.secret_store_ref;
+                    r.effective_kind() == StoreKind::ClusterSecretStore && r.name == name
+                })
+                .map(|es| ObjectRef::from_obj(&*es))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_on(lease_triggers)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "externalsecret reconcile request failed");
+            }
+        })
+        .await;
+}
+
+fn error_policy(es: Arc<ExternalSecret>, err: &ExternalSecretError, ctx: Arc<Context>) -> Action {
+    let interval = refresh_interval(&es).unwrap_or(DEFAULT_REFRESH);
+    let delay = if err.retryable() {
+        if interval.is_zero() {
+            RETRY
+        } else {
+            RETRY.min(interval)
+        }
+    } else if interval.is_zero() {
+        MAX_STARTUP_SPREAD
+    } else {
+        interval.max(RETRY)
+    };
+    Action::requeue(jittered(delay, ctx.jitter))
+}
+
+/// One reconcile of one ExternalSecret (through the finalizer).
+pub async fn reconcile(
+    es: Arc<ExternalSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action, ExternalSecretError> {
+    let started = Instant::now();
+    let ns = es.namespace().unwrap_or_default();
+    let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    let ctx2 = Arc::clone(&ctx);
+    let result = finalizer(&api, FINALIZER, es, |event| async move {
+        match event {
+            finalizer::Event::Apply(es) => apply(es, &ctx2).await,
+            finalizer::Event::Cleanup(es) => cleanup(es, &ctx2).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => ExternalSecretError::Finalizer(other.to_string()),
+    });
+    ctx.metrics.reconciled(
+        KIND,
+        started.elapsed(),
+        result.as_ref().err().map(ExternalSecretError::metric_label),
+    );
+    result
+}
+
+fn refresh_interval(es: &ExternalSecret) -> Result<Duration, ExternalSecretError> {
+    match &es.spec.refresh_interval {
+        None => Ok(DEFAULT_REFRESH),
+        Some(s) => render::parse_duration("spec.refreshInterval", s).map_err(Into::into),
+    }
+}
+
+/// `d` ± 10%, unless jitter is off.
+fn jittered(d: Duration, jitter: bool) -> Duration {
+    if !jitter || d.is_zero() {
+        return d;
+    }
+    d.mul_f64(0.9 + 0.2 * random_fraction())
+}
+
+fn random_fraction() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn target_name(es: &ExternalSecret) -> String {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.name.clone())
+        .unwrap_or_else(|| es.name_any())
+}
+
+fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
+    es.spec
+        .target
+        .as_ref()
+        .and_then(|t| t.creation_policy)
+        .unwrap_or(CreationPolicy::Owner)
+}
+
+fn owner_label(es: &ExternalSecret) -> String {
+    format!("ExternalSecret.{}", es.name_any())
+}
+
+fn merge_manager(es: &ExternalSecret) -> String {
+    let mut m = format!("sealgate.{}", es.name_any());
+    m.truncate(128);
+    m
+}
+
+/// Whether the SecretSynced condition says this generation was synced.
+fn synced_at_generation(es: &ExternalSecret) -> bool {
+    es.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == "SecretSynced"
+                && c.status == "True"
+                && c.observed_generation == es.meta().generation
+        })
+    })
+}
+
+async fn apply(es: Arc<ExternalSecret>, ctx: &Context) -> Result<Action, ExternalSecretError> {
+    let ns = es.namespace().unwrap_or_default();
+    let name = es.name_any();
+    let interval = match refresh_interval(&es) {
+        Ok(i) => i,
+        Err(e) => return report(&es, ctx, Err(e)).await,
+    };
+    let first = ctx.first_sight(&es.uid().unwrap_or_default());
+    if synced_at_generation(&es) && (first || interval.is_zero()) {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        if secrets.get_metadata_opt(&target_name(&es)).await?.is_some() {
+            if interval.is_zero() {
+                // Fetch once: done for this generation.
+                return Ok(Action::await_change());
+            }
+            // Already synced before this start: serve never-synced
+            // objects first and spread the backend load.
+            let spread = interval.min(MAX_STARTUP_SPREAD);
+            let wait = if ctx.jitter {
+                spread.mul_f64(random_fraction())
+            } else {
+                Duration::ZERO
+            };
+            if !wait.is_zero() {
+                tracing::debug!(namespace = %ns, name = %name, ?wait, "deferring first refresh after start");
+                return Ok(Action::requeue(wait));
+            }
+        }
+    }
+    let result = sync(&es, ctx, &ns).await;
+    let ok = result.is_ok();
+    let action = report(&es, ctx, result).await?;
+    if ok && interval.is_zero() {
+        return Ok(Action::await_change());
+    }
+    let _ = action;
+    Ok(Action::requeue(jittered(interval, ctx.jitter)))
+}
+
+/// Records the outcome in status (only when it changed) and events.
+async fn report(
+    es: &ExternalSecret,
+    ctx: &Context,
+    result: Result<Outcome, ExternalSecretError>,
+) -> Result<Action, ExternalSecretError> {
+    let ns = es.namespace().unwrap_or_default();
+    let name = es.name_any();
+    let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = es.meta().generation;
+    let old = es.status.clone();
+    let mut st = old.clone().unwrap_or_default();
+    match result {
+        Ok(o) => {
+            let message = if o.wrote {
+                format!("Secret {} written from the store", o.secret)
+            } else {
+                format!("Secret {} is up to date", o.secret)
+            };
+            status::set(
+                &mut st.conditions,
+                ready(true, "SecretSynced", &message, generation),
+            );
+            status::set(
+                &mut st.conditions,
+                condition("SecretSynced", true, "SecretSynced", &message, generation),
+            );
+            if o.wrote || st.refresh_time.is_none() {
+                st.refresh_time = Some(crate::sops::engine::now_rfc3339());
+            }
+            st.synced_resource_version = o.resource_version;
+            st.lease_expires_at = o.lease_expires.map(rfc3339);
+            patch_status(&api, &name, old.as_ref(), &st).await?;
+            if o.wrote {
+                ctx.metrics.secret_written(KIND);
+                publish(ctx, es, EventType::Normal, "Updated", message).await;
+            } else {
+                ctx.metrics.write_skipped();
+            }
+            tracing::info!(namespace = %ns, name = %name, secret = %o.secret, wrote = o.wrote, "externalsecret synced");
+            Ok(Action::await_change())
+        }
+        Err(err) => {
+            let reason = err.metric_label();
+            let message = err.to_string();
+            tracing::warn!(namespace = %ns, name = %name, reason, error = %message, "externalsecret not synced; existing Secret left unchanged");
+            let changed = status::set(
+                &mut st.conditions,
+                ready(false, reason, &message, generation),
+            );
+            if !st.conditions.iter().any(|c| c.type_ == "SecretSynced") {
+                status::set(
+                    &mut st.conditions,
+                    condition("SecretSynced", false, reason, &message, generation),
+                );
+            }
+            // A status write failure must not hide the original error.
+            let _ = patch_status(&api, &name, old.as_ref(), &st).await;
+            if changed {
+                publish(ctx, es, EventType::Warning, reason, message).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_unix(secs)
+}
+
+fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let ts: k8s_openapi::jiff::Timestamp = s.parse().ok()?;
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Fetches, shapes, compares and (if needed) writes.
+async fn sync(
+    es: &ExternalSecret,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Outcome, ExternalSecretError> {
+    validate(es)?;
+    let (_store, handle) = ctx.stores.for_object(es).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = target_name(es);
+    let policy = creation_policy(es);
+    let existing = secrets.get_opt(&name).await?;
+    match (&existing, policy) {
+        (None, CreationPolicy::Merge) => {
+            return Err(ExternalSecretError::MergeTargetMissing(format!(
+                "{ns}/{name}"
+            )));
+        }
+        (Some(s), CreationPolicy::Owner | CreationPolicy::Orphan) if !is_ours(s, es) => {
+            return Err(ExternalSecretError::NotOwned(format!("{ns}/{name}")));
+        }
+        _ => {}
+    }
+    if let Some(d) = es.spec.data_from.iter().find_map(|d| d.dynamic.as_ref()) {
+        let vault = handle.vault().ok_or_else(|| {
+            ExternalSecretError::InvalidSpec("dataFrom.dynamic needs a Vault/OpenBao store".into())
+        })?;
+        return sync_dynamic(es, ctx, ns, &name, existing, vault, &d.path).await;
+    }
+    let values = fetch_all(es, handle.provider()).await?;
+    let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
+    let rendered = render::render(template, values)?;
+    let desired = Desired {
+        type_: rendered.type_,
+        labels: rendered.labels,
+        annotations: rendered.annotations,
+        data: rendered.data,
+    };
+    write(es, ctx, ns, &name, existing.as_ref(), desired, None).await
+}
+
+/// Refuses specs that cannot be served, before touching anything.
+fn validate(es: &ExternalSecret) -> Result<(), ExternalSecretError> {
+    let spec = &es.spec;
+    if spec.data.is_empty() && spec.data_from.is_empty() {
+        return Err(ExternalSecretError::InvalidSpec(
+            "set data or dataFrom".into(),
+        ));
+    }
+    for (i, df) in spec.data_from.iter().enumerate() {
+        let n = [
+            df.extract.is_some(),
+            df.find.is_some(),
+            df.dynamic.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if n != 1 {
+            return Err(ExternalSecretError::InvalidSpec(format!(
+                "dataFrom[{i}] must set exactly one of extract, find, dynamic"
+            )));
+        }
+    }
+    let dynamic = spec
+        .data_from
+        .iter()
+        .filter(|d| d.dynamic.is_some())
+        .count();
+    if dynamic > 0 && (dynamic > 1 || spec.data_from.len() > 1 || !spec.data.is_empty()) {
+        return Err(ExternalSecretError::InvalidSpec(
+            "an ExternalSecret with dataFrom.dynamic may have no other data or dataFrom entries"
+                .into(),
+        ));
+    }
+    if dynamic > 0 && creation_policy(es) == CreationPolicy::Merge {
+        return Err(ExternalSecretError::InvalidSpec(
+            "dataFrom.dynamic cannot be used with creationPolicy Merge".into(),
+        ));
+    }
+    let type_ = spec
+        .target
+        .as_ref()
+        .and_then(|t| t.template.as_ref())
+        .and_then(|t| t.type_.as_deref());
+    if type_ == Some(render::FORBIDDEN_TYPE) {
+        return Err(RenderError::ForbiddenType(render::FORBIDDEN_TYPE.into()).into());
+    }
+    Ok(())
+}
+
+fn reference(r: &RemoteRef) -> Result<Reference, ExternalSecretError> {
+    let decoding = match r.decoding_strategy.as_deref() {
+        None | Some("None") => Decoding::None,
+        Some("Base64") => Decoding::Base64,
+        Some(other) => {
+            return Err(ExternalSecretError::InvalidSpec(format!(
+                "remoteRef.decodingStrategy {other:?} is not supported (None, Base64)"
+            )));
+        }
+    };
+    Ok(Reference {
+        key: r.key.clone(),
+        property: r.property.clone(),
+        version: r.version.clone(),
+        decoding,
+    })
+}
+
+/// `dataFrom` first (in order), then `data[]`, which wins on a clash.
+async fn fetch_all(
+    es: &ExternalSecret,
+    provider: &dyn crate::providers::Provider,
+) -> Result<BTreeMap<String, SecretBytes>, ExternalSecretError> {
+    let mut out = BTreeMap::new();
+    for (i, df) in es.spec.data_from.iter().enumerate() {
+        let part = if let Some(e) = &df.extract {
+            let f = provider.fetch(&reference(e)?).await?;
+            render::extract(&e.key, f.value)?
+        } else if let Some(find) = &df.find {
+            let name = match &find.name {
+                Some(n) => Some(regex::Regex::new(&n.regexp).map_err(|e| {
+                    ExternalSecretError::InvalidSpec(format!("dataFrom[{i}].find.name.regexp: {e}"))
+                })?),
+                None => None,
+            };
+            let q = FindQuery {
+                path: find.path.clone(),
+                name,
+                tags: find.tags.clone(),
+            };
+            provider
+                .find(&q)
+                .await?
+                .into_iter()
+                .map(|(k, f)| (render::find_key(&k), render::single_value(f.value)))
+                .collect()
+        } else {
+            continue;
+        };
+        out.extend(render::rewrite(i, part, &df.rewrite)?);
+    }
+    for d in &es.spec.data {
+        let f = provider.fetch(&reference(&d.remote_ref)?).await?;
+        out.insert(d.secret_key.clone(), render::single_value(f.value));
+    }
+    Ok(out)
+}
+
+/// A Secret is ours when it carries our owner label, or an owner
+/// reference to this ExternalSecret.
+fn is_ours(secret: &Secret, es: &ExternalSecret) -> bool {
+    let labelled = secret.labels().get(OWNER_LABEL) == Some(&owner_label(es));
+    let referenced = es
+        .uid()
+        .is_some_and(|uid| secret.owner_references().iter().any(|r| r.uid == uid));
+    labelled || referenced
+}
+
+fn full_labels(
+    es: &ExternalSecret,
+    policy: CreationPolicy,
+    d: &Desired,
+) -> BTreeMap<String, String> {
+    let mut labels = d.labels.clone();
+    if policy != CreationPolicy::Merge {
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels.insert(OWNER_LABEL.into(), owner_label(es));
+    }
+    labels
+}
+
+/// Whether applying would change nothing we manage (values compared in
+/// constant time).
+fn up_to_date(current: &Secret, es: &ExternalSecret, policy: CreationPolicy, d: &Desired) -> bool {
+    let empty = BTreeMap::new();
+    let data = current.data.as_ref().unwrap_or(&empty);
+    let same_values = d.data.iter().all(|(k, want)| {
+        data.get(k)
+            .is_some_and(|have| SecretBytes::new(have.0.clone()) == *want)
+    });
+    if policy == CreationPolicy::Merge {
+        return same_values;
+    }
+    if current.type_.as_deref().unwrap_or("Opaque") != d.type_ {
+        return false;
+    }
+    let labels = current.labels();
+    if full_labels(es, policy, d)
+        .iter()
+        .any(|(k, v)| labels.get(k) != Some(v))
+    {
+        return false;
+    }
+    let annotations = current.annotations();
+    if d.annotations
+        .iter()
+        .any(|(k, v)| annotations.get(k) != Some(v))
+    {
+        return false;
+    }
+    if policy == CreationPolicy::Owner
+        && !es
+            .uid()
+            .is_some_and(|uid| current.owner_references().iter().any(|r| r.uid == uid))
+    {
+        return false;
+    }
+    same_values && data.len() == d.data.len()
+}
+
+/// Applies `d` unless the Secret already matches; runs restarts after a
+/// content change.
+async fn write(
+    es: &ExternalSecret,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    existing: Option<&Secret>,
+    d: Desired,
+    lease_expires: Option<SystemTime>,
+) -> Result<Outcome, ExternalSecretError> {
+    let policy = creation_policy(es);
+    if let Some(current) = existing
+        && up_to_date(current, es, policy, &d)
+    {
+        return Ok(Outcome {
+            secret: format!("{ns}/{name}"),
+            resource_version: current.metadata.resource_version.clone(),
+            wrote: false,
+            lease_expires,
+        });
+    }
+    let content_changed = existing.is_none_or(|current| {
+        let empty = BTreeMap::new();
+        let data = current.data.as_ref().unwrap_or(&empty);
+        !d.data.iter().all(|(k, want)| {
+            data.get(k)
+                .is_some_and(|have| SecretBytes::new(have.0.clone()) == *want)
+        })
+    });
+    let data: BTreeMap<String, ByteString> = d
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
+        .collect();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let (body, manager) = if policy == CreationPolicy::Merge {
+        (
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns},
+                "data": data,
+            }),
+            merge_manager(es),
+        )
+    } else {
+        let owner_refs = if policy == CreationPolicy::Owner {
+            let r = es.controller_owner_ref(&()).ok_or_else(|| {
+                ExternalSecretError::InvalidSpec("the ExternalSecret has no uid yet".into())
+            })?;
+            vec![r]
+        } else {
+            Vec::new()
+        };
+        let mut metadata = json!({
+            "name": name, "namespace": ns,
+            "labels": full_labels(es, policy, &d),
+        });
+        if !d.annotations.is_empty() {
+            metadata["annotations"] = json!(d.annotations);
+        }
+        if !owner_refs.is_empty() {
+            metadata["ownerReferences"] = json!(owner_refs);
+        }
+        (
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": metadata,
+                "type": d.type_,
+                "data": data,
+            }),
+            FIELD_MANAGER.to_owned(),
+        )
+    };
+    let written = secrets
+        .patch(
+            name,
+            &PatchParams::apply(&manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    if content_changed {
+        restart(es, ctx, ns, &d.data);
+    }
+    Ok(Outcome {
+        secret: format!("{ns}/{name}"),
+        resource_version: written.metadata.resource_version,
+        wrote: true,
+        lease_expires,
+    })
+}
+
+/// Workloads to roll: `target.restart` plus the `sealgate.dev/restart`
+/// annotation (`deployment/api,statefulset/db`).
+pub fn restart_targets(es: &ExternalSecret) -> Vec<WorkloadRef> {
+    let mut out: Vec<WorkloadRef> = es
+        .spec
+        .target
+        .as_ref()
+        .map(|t| t.restart.clone())
+        .unwrap_or_default();
+    if let Some(list) = es.annotations().get(RESTART_ANNOTATION) {
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((kind, name)) = item.split_once('/') else {
+                continue;
+            };
+            let kind = match kind.to_ascii_lowercase().as_str() {
+                "deployment" | "deploy" => "Deployment",
+                "statefulset" | "sts" => "StatefulSet",
+                "daemonset" | "ds" => "DaemonSet",
+                _ => continue,
+            };
+            let w = WorkloadRef {
+                kind: kind.into(),
+                name: name.trim().into(),
+            };
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+fn restart(es: &ExternalSecret, ctx: &Context, ns: &str, data: &BTreeMap<String, SecretBytes>) {
+    let targets = restart_targets(es);
+    if targets.is_empty() {
+        return;
+    }
+    if let Some(r) = &ctx.restarter {
+        let hash = r.content_hash(data);
+        r.content_changed(ns, &targets, hash);
+    }
+}
+
+fn lease_owner(es: &ExternalSecret) -> LeaseOwner {
+    LeaseOwner {
+        namespace: es.namespace().unwrap_or_default(),
+        name: es.name_any(),
+        uid: es.uid().unwrap_or_default(),
+    }
+}
+
+fn lease_policy(es: &ExternalSecret) -> Result<LeasePolicy, ExternalSecretError> {
+    let overlap = match es.spec.lease.as_ref().and_then(|l| l.overlap.as_deref()) {
+        Some(s) => render::parse_duration("spec.lease.overlap", s)?,
+        None => Duration::from_secs(30),
+    };
+    Ok(LeasePolicy {
+        overlap,
+        reissue_at: 0.66,
+    })
+}
+
+/// A leased credential: reuse the tracked (or resumable) lease; issue,
+/// write and hand over a new one when there is none or a re-issue is due.
+#[allow(clippy::too_many_arguments)]
+async fn sync_dynamic(
+    es: &ExternalSecret,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    existing: Option<Secret>,
+    vault: Arc<crate::providers::vault::VaultProvider>,
+    path: &str,
+) -> Result<Outcome, ExternalSecretError> {
+    let owner = lease_owner(es);
+    let policy = lease_policy(es)?;
+    let recorded = existing
+        .as_ref()
+        .and_then(|s| s.annotations().get(LEASE_ID_ANNOTATION).cloned());
+    let view: Option<LeaseView> = match (&existing, &recorded) {
+        (None, _) => {
+            // The Secret is gone (deleted by someone): its credential must
+            // not outlive it.
+            if ctx.leases.current(&owner).is_some()
+                && let Err(e) = ctx.leases.release(&owner).await
+            {
+                tracing::warn!(namespace = %ns, name = %es.name_any(), error = %e, "could not revoke the lease of a deleted Secret");
+            }
+            None
+        }
+        (Some(_), Some(id)) => match ctx.leases.current(&owner) {
+            Some(v) if &v.lease_id == id => Some(v),
+            _ => {
+                ctx.leases
+                    .resume(owner.clone(), Arc::clone(&vault), id, policy.clone())
+                    .await?
+            }
+        },
+        (Some(_), None) => None,
+    };
+    if let (Some(v), Some(current)) = (&view, &existing)
+        && !v.reissue_due
+    {
+        return Ok(Outcome {
+            secret: format!("{ns}/{name}"),
+            resource_version: current.metadata.resource_version.clone(),
+            wrote: false,
+            lease_expires: Some(v.expires_at),
+        });
+    }
+    let fetched = match vault.issue(&Reference::key(path)).await {
+        Ok(f) => f,
+        Err(e) => {
+            let expire = es.spec.target.as_ref().and_then(|t| t.expire);
+            let expired_at = view.as_ref().map(|v| v.expires_at).or_else(|| {
+                existing
+                    .as_ref()
+                    .and_then(|s| s.annotations().get(LEASE_EXPIRES_ANNOTATION).cloned())
+                    .and_then(|t| parse_rfc3339(&t))
+            });
+            if expire == Some(ExpirePolicy::Delete)
+                && existing.is_some()
+                && expired_at.is_some_and(|t| t <= SystemTime::now())
+            {
+                tracing::warn!(namespace = %ns, secret = %name, "lease expired and could not be re-issued; deleting the Secret (expire: Delete)");
+                let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+                secrets.delete(name, &DeleteParams::default()).await?;
+            }
+            return Err(e.into());
+        }
+    };
+    let Some(lease) = fetched.meta.lease.clone() else {
+        return Err(ExternalSecretError::InvalidSpec(format!(
+            "dataFrom.dynamic path {path:?} issued no lease; use data or dataFrom.extract for static secrets"
+        )));
+    };
+    let expires = SystemTime::now() + lease.duration;
+    let shaped = (|| -> Result<Desired, ExternalSecretError> {
+        let values = render::extract(path, fetched.value)?;
+        let df = &es.spec.data_from[0];
+        let values = render::rewrite(0, values, &df.rewrite)?;
+        let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
+        let rendered = render::render(template, values)?;
+        let mut annotations = rendered.annotations;
+        annotations.insert(LEASE_ID_ANNOTATION.into(), lease.id.clone());
+        annotations.insert(LEASE_EXPIRES_ANNOTATION.into(), rfc3339(expires));
+        Ok(Desired {
+            type_: rendered.type_,
+            labels: rendered.labels,
+            annotations,
+            data: rendered.data,
+        })
+    })();
+    let written = match shaped {
+        Ok(d) => write(es, ctx, ns, name, existing.as_ref(), d, Some(expires)).await,
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(o) => {
+            ctx.leases.adopt(owner, vault, lease, policy);
+            Ok(o)
+        }
+        Err(e) => {
+            // Nobody will ever use this credential: revoke it now.
+            if let Err(re) = vault.revoke(&lease).await {
+                tracing::warn!(namespace = %ns, secret = %name, error = %re, "could not revoke an unused credential");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The ExternalSecret is being deleted: release leases, then honour
+/// `deletionPolicy`.
+async fn cleanup(es: Arc<ExternalSecret>, ctx: &Context) -> Result<Action, ExternalSecretError> {
+    let ns = es.namespace().unwrap_or_default();
+    let name = target_name(&es);
+    if es.spec.data_from.iter().any(|d| d.dynamic.is_some())
+        && let Err(e) = ctx.leases.release(&lease_owner(&es)).await
+    {
+        tracing::warn!(namespace = %ns, name = %es.name_any(), error = %e, "could not revoke leases of a deleted ExternalSecret");
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(current) = secrets.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let policy = creation_policy(&es);
+    let deletion = es
+        .spec
+        .target
+        .as_ref()
+        .and_then(|t| t.deletion_policy)
+        .unwrap_or(DeletionPolicy::Retain);
+    match (policy, deletion) {
+        (CreationPolicy::Merge, DeletionPolicy::Delete) => {
+            // Applying an empty set under our own manager removes exactly
+            // the keys we added.
+            let body = json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns},
+            });
+            secrets
+                .patch(
+                    &name,
+                    &PatchParams::apply(&merge_manager(&es)).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
+        }
+        (CreationPolicy::Merge, DeletionPolicy::Retain) => {}
+        (_, DeletionPolicy::Delete) => {
+            if is_ours(&current, &es) {
+                secrets.delete(&name, &DeleteParams::default()).await?;
+            }
+        }
+        (CreationPolicy::Owner, DeletionPolicy::Retain) => {
+            // Keep the Secret: drop our owner reference so the garbage
+            // collector leaves it alone.
+            let uid = es.uid().unwrap_or_default();
+            let refs: Vec<_> = current
+                .owner_references()
+                .iter()
+                .filter(|r| r.uid != uid)
+                .cloned()
+                .collect();
+            if refs.len() != current.owner_references().len() {
+                secrets
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"ownerReferences": refs}})),
+                    )
+                    .await?;
+            }
+        }
+        (CreationPolicy::Orphan, DeletionPolicy::Retain) => {}
+    }
+    tracing::info!(namespace = %ns, secret = %name, ?deletion, "externalsecret deleted");
+    Ok(Action::await_change())
+}
+
+/// Writes status only when it changed, so a steady state costs no writes.
+async fn patch_status(
+    api: &Api<ExternalSecret>,
+    name: &str,
+    old: Option<&ExternalSecretStatus>,
+    new: &ExternalSecretStatus,
+) -> Result<(), ExternalSecretError> {
+    if old == Some(new) {
+        return Ok(());
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": new })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &es.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn es(v: serde_json::Value) -> ExternalSecret {
+        serde_json::from_value(json!({
+            "apiVersion": "sealgate.dev/v1alpha1", "kind": "ExternalSecret",
+            "metadata": {"name": "x", "namespace": "ns", "annotations": {RESTART_ANNOTATION: "deployment/api, sts/db,bogus/x"}},
+            "spec": v,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn validation_refuses_contradictions() {
+        let ok = es(
+            json!({"secretStoreRef": {"name": "s"}, "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
+        );
+        assert!(validate(&ok).is_ok());
+        let empty = es(json!({"secretStoreRef": {"name": "s"}}));
+        assert!(validate(&empty).is_err());
+        let mixed = es(json!({"secretStoreRef": {"name": "s"},
+            "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}],
+            "dataFrom": [{"dynamic": {"path": "database/creds/app"}}]}));
+        assert_eq!(validate(&mixed).unwrap_err().metric_label(), "InvalidSpec");
+        let sat = es(json!({"secretStoreRef": {"name": "s"},
+            "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}],
+            "target": {"template": {"type": "kubernetes.io/service-account-token"}}}));
+        assert_eq!(validate(&sat).unwrap_err().metric_label(), "ForbiddenType");
+    }
+
+    #[test]
+    fn restart_targets_merge_spec_and_annotation() {
+        let e = es(json!({"secretStoreRef": {"name": "s"},
+            "target": {"restart": [{"kind": "Deployment", "name": "api"}]}}));
+        let t = restart_targets(&e);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].kind, "StatefulSet");
+        assert_eq!(t[1].name, "db");
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+    }
+}

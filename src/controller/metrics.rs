@@ -1,0 +1,293 @@
+//! Prometheus metrics of the controller, rendered in the text exposition
+//! format on `/metrics`.
+//!
+//! Design note: a handful of counters and one histogram do not justify a
+//! metrics framework; they are plain atomics and small maps behind mutexes
+//! (never held across an await), rendered on scrape. Per-store backend
+//! figures are not copied here: they are read at scrape time from each
+//! store's [`Frugal`](crate::providers::cache::Frugal) counters, so there is
+//! one source of truth. Labels are low-cardinality by construction (kind,
+//! result, reason, store); no label ever carries a value or a secret name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::providers::cache::Counters;
+
+/// Upper bounds (seconds) of the reconcile duration histogram.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Process-wide metrics; shared in an `Arc` by every reconciler.
+#[derive(Default)]
+pub struct Metrics {
+    reconciles: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    durations: Mutex<BTreeMap<&'static str, Histogram>>,
+    writes: Mutex<BTreeMap<&'static str, u64>>,
+    leader: AtomicBool,
+    ready: AtomicBool,
+    skipped_writes: AtomicU64,
+}
+
+/// Figures that live elsewhere and are read at scrape time.
+pub struct Snapshot {
+    /// `(store label, counters)` of every connected store.
+    pub stores: Vec<(String, std::sync::Arc<Counters>)>,
+    /// Leased secrets expiring within [`EXPIRY_WINDOW`].
+    pub expiring: usize,
+}
+
+/// "Nearing expiry" means within this window.
+pub const EXPIRY_WINDOW: Duration = Duration::from_secs(600);
+
+impl Metrics {
+    /// Records one finished reconcile of `kind`; `error` is the reason
+    /// label of a failure.
+    pub fn reconciled(&self, kind: &'static str, took: Duration, error: Option<&'static str>) {
+        let result = if error.is_some() { "error" } else { "ok" };
+        *lock(&self.reconciles).entry((kind, result)).or_default() += 1;
+        if let Some(reason) = error {
+            *lock(&self.errors).entry((kind, reason)).or_default() += 1;
+        }
+        let mut d = lock(&self.durations);
+        let h = d.entry(kind).or_default();
+        let secs = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Records a Secret write by a reconciler of `kind`.
+    pub fn secret_written(&self, kind: &'static str) {
+        *lock(&self.writes).entry(kind).or_default() += 1;
+    }
+
+    /// Records a refresh whose content was unchanged (no write).
+    pub fn write_skipped(&self) {
+        self.skipped_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets whether this replica leads (runs reconcilers).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
+    }
+
+    /// Whether this replica leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Marks the process ready (for `/readyz`).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether the process is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition of everything.
+    pub fn render(&self, snap: &Snapshot) -> String {
+        let mut out = String::new();
+        let _ = self.render_into(&mut out, snap);
+        out
+    }
+
+    fn render_into(&self, o: &mut String, snap: &Snapshot) -> std::fmt::Result {
+        writeln!(
+            o,
+            "# HELP sealgate_reconciles_total Reconciles finished, by kind and result."
+        )?;
+        writeln!(o, "# TYPE sealgate_reconciles_total counter")?;
+        for ((kind, result), n) in lock(&self.reconciles).iter() {
+            writeln!(
+                o,
+                "sealgate_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_reconcile_errors_total Failed reconciles, by kind and reason."
+        )?;
+        writeln!(o, "# TYPE sealgate_reconcile_errors_total counter")?;
+        for ((kind, reason), n) in lock(&self.errors).iter() {
+            writeln!(
+                o,
+                "sealgate_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_reconcile_duration_seconds Time per reconcile."
+        )?;
+        writeln!(o, "# TYPE sealgate_reconcile_duration_seconds histogram")?;
+        for (kind, h) in lock(&self.durations).iter() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                writeln!(
+                    o,
+                    "sealgate_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                )?;
+            }
+            writeln!(
+                o,
+                "sealgate_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
+                h.count
+            )?;
+            writeln!(
+                o,
+                "sealgate_reconcile_duration_seconds_sum{{kind=\"{kind}\"}} {}",
+                h.sum
+            )?;
+            writeln!(
+                o,
+                "sealgate_reconcile_duration_seconds_count{{kind=\"{kind}\"}} {}",
+                h.count
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_secret_writes_total Secrets written (created or changed)."
+        )?;
+        writeln!(o, "# TYPE sealgate_secret_writes_total counter")?;
+        for (kind, n) in lock(&self.writes).iter() {
+            writeln!(o, "sealgate_secret_writes_total{{kind=\"{kind}\"}} {n}")?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_secret_writes_skipped_total Refreshes whose content was unchanged (no write)."
+        )?;
+        writeln!(o, "# TYPE sealgate_secret_writes_skipped_total counter")?;
+        writeln!(
+            o,
+            "sealgate_secret_writes_skipped_total {}",
+            self.skipped_writes.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            o,
+            "# HELP sealgate_backend_calls_total Backend calls (attempts), by store."
+        )?;
+        writeln!(o, "# TYPE sealgate_backend_calls_total counter")?;
+        for (store, c) in &snap.stores {
+            writeln!(
+                o,
+                "sealgate_backend_calls_total{{store=\"{}\"}} {}",
+                esc(store),
+                c.calls.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_backend_cache_hits_total Reads answered from the store cache."
+        )?;
+        writeln!(o, "# TYPE sealgate_backend_cache_hits_total counter")?;
+        for (store, c) in &snap.stores {
+            writeln!(
+                o,
+                "sealgate_backend_cache_hits_total{{store=\"{}\"}} {}",
+                esc(store),
+                c.cache_hits.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_backend_coalesced_total Reads that joined an identical in-flight call."
+        )?;
+        writeln!(o, "# TYPE sealgate_backend_coalesced_total counter")?;
+        for (store, c) in &snap.stores {
+            writeln!(
+                o,
+                "sealgate_backend_coalesced_total{{store=\"{}\"}} {}",
+                esc(store),
+                c.coalesced.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_backend_errors_total Failed backend calls, by store and reason."
+        )?;
+        writeln!(o, "# TYPE sealgate_backend_errors_total counter")?;
+        for (store, c) in &snap.stores {
+            let errors: BTreeMap<&str, u64> = c
+                .errors
+                .lock()
+                .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_default();
+            for (reason, n) in errors {
+                writeln!(
+                    o,
+                    "sealgate_backend_errors_total{{store=\"{}\",reason=\"{reason}\"}} {n}",
+                    esc(store)
+                )?;
+            }
+        }
+        writeln!(
+            o,
+            "# HELP sealgate_leases_expiring_soon Leased secrets expiring within 10 minutes."
+        )?;
+        writeln!(o, "# TYPE sealgate_leases_expiring_soon gauge")?;
+        writeln!(o, "sealgate_leases_expiring_soon {}", snap.expiring)?;
+        writeln!(
+            o,
+            "# HELP sealgate_leader Whether this replica holds the leader Lease."
+        )?;
+        writeln!(o, "# TYPE sealgate_leader gauge")?;
+        writeln!(o, "sealgate_leader {}", u8::from(self.is_leader()))?;
+        Ok(())
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_store_figures() {
+        let m = Metrics::default();
+        m.reconciled("ExternalSecret", Duration::from_millis(20), None);
+        m.reconciled(
+            "ExternalSecret",
+            Duration::from_millis(3),
+            Some("BackendUnavailable"),
+        );
+        m.secret_written("ExternalSecret");
+        let c = std::sync::Arc::new(Counters::default());
+        c.calls.fetch_add(7, Ordering::Relaxed);
+        let text = m.render(&Snapshot {
+            stores: vec![("demo/openbao".into(), c)],
+            expiring: 2,
+        });
+        assert!(
+            text.contains("sealgate_reconciles_total{kind=\"ExternalSecret\",result=\"ok\"} 1")
+        );
+        assert!(text.contains("reason=\"BackendUnavailable\"} 1"));
+        assert!(text.contains("le=\"0.025\"} 2"));
+        assert!(text.contains("sealgate_backend_calls_total{store=\"demo/openbao\"} 7"));
+        assert!(text.contains("sealgate_leases_expiring_soon 2"));
+    }
+}

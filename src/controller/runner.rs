@@ -1,0 +1,397 @@
+//! Runs the controller: health and metrics endpoints, leader election, and
+//! the reconcilers while this replica leads.
+//!
+//! Design note: every replica serves `/healthz`, `/readyz` and `/metrics`
+//! (a standby is healthy and ready — it is ready to take over); only the
+//! holder of the `coordination.k8s.io` Lease runs reconcilers, so only one
+//! replica ever writes. Each leadership term gets a fresh [`Context`]
+//! (store sessions, tracked leases); losing the Lease stops the reconcilers
+//! gracefully (in-flight reconciles finish, nothing new starts) and the
+//! replica goes back to campaigning. Shutdown (SIGTERM/ctrl-c, or the
+//! future passed to [`run`]) stops the reconcilers, then releases the Lease
+//! so a peer takes over at once instead of after the Lease expires.
+//!
+//! The reconcilers are a list of futures built in [`reconcilers`]; adding
+//! one (e.g. a GitSync reconciler) is one entry there.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+
+use super::context::Context;
+use super::external_secret::{self, LeaseManager, Restarter};
+use super::metrics::{Metrics, Snapshot};
+use super::sops_secret::{self, SopsContext};
+use super::stores::{self, StoreContext, Stores};
+
+/// Settings of one controller process.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Reconciles in flight per controller.
+    pub concurrency: u16,
+    /// The controller's own namespace (Lease, age keys, restart key).
+    pub controller_namespace: String,
+    /// This replica's identity in the Lease and in events.
+    pub identity: String,
+    /// Campaign for the Lease (off: lead unconditionally, one replica only).
+    pub leader_election: bool,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// Seconds a Lease stays valid without renewal.
+    pub lease_duration_seconds: u64,
+    /// Address of `/metrics`, `/healthz`, `/readyz` (`None`: not served).
+    pub http_addr: Option<SocketAddr>,
+    /// Spread refreshes.
+    pub jitter: bool,
+    /// How long a fetched value is shared between objects.
+    pub cache_ttl: Duration,
+}
+
+impl RunnerConfig {
+    /// Defaults for a controller in `controller_namespace` named `identity`.
+    pub fn new(controller_namespace: impl Into<String>, identity: impl Into<String>) -> Self {
+        Self {
+            namespace: None,
+            concurrency: 16,
+            controller_namespace: controller_namespace.into(),
+            identity: identity.into(),
+            leader_election: true,
+            lease_name: "sealgate-controller".into(),
+            lease_duration_seconds: 15,
+            http_addr: None,
+            jitter: true,
+            cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the runner stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The HTTP endpoint could not bind.
+    #[error("cannot serve metrics/health on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The Lease could not be set up.
+    #[error("leader election (Lease {namespace}/{name}): {message}")]
+    LeaderElection {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl RunnerError {
+    /// One CamelCase word for logs and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "BindFailed",
+            Self::LeaderElection { .. } => "LeaderElectionFailed",
+        }
+    }
+}
+
+/// State the HTTP handlers read.
+struct Shared {
+    metrics: Arc<Metrics>,
+    current: Mutex<Option<Arc<Context>>>,
+}
+
+impl Shared {
+    fn render(&self) -> String {
+        let ctx = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let snap = match ctx {
+            Some(c) => c.snapshot(),
+            None => Snapshot {
+                stores: Vec::new(),
+                expiring: 0,
+            },
+        };
+        self.metrics.render(&snap)
+    }
+
+    fn set_current(&self, ctx: Option<Arc<Context>>) {
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ctx;
+    }
+}
+
+/// A running HTTP endpoint: its bound address (useful with port 0).
+pub struct Endpoint {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Runs until `shutdown` resolves. `on_listen` is told the bound HTTP
+/// address (tests bind port 0).
+pub async fn run(
+    client: Client,
+    config: RunnerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(Endpoint) + Send,
+) -> Result<(), RunnerError> {
+    let metrics = Arc::new(Metrics::default());
+    let shared = Arc::new(Shared {
+        metrics: Arc::clone(&metrics),
+        current: Mutex::new(None),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopper = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let http = match config.http_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunnerError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RunnerError::Bind { addr, source })?;
+            on_listen(Endpoint { addr: bound });
+            let app = router(Arc::clone(&shared));
+            let stop = wait_true(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::warn!(error = %e, "metrics endpoint stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    metrics.set_ready(true);
+    tracing::info!(identity = %config.identity, namespace = ?config.namespace, leader_election = config.leader_election, "controller starting");
+
+    let result = if config.leader_election {
+        campaign(&client, &config, &shared, stop_rx.clone()).await
+    } else {
+        metrics.set_leader(true);
+        term(&client, &config, &shared, wait_true(stop_rx.clone())).await;
+        Ok(())
+    };
+    metrics.set_leader(false);
+    stopper.abort();
+    if let Some(h) = http {
+        h.abort();
+    }
+    tracing::info!("controller stopped");
+    result
+}
+
+async fn campaign(
+    client: &Client,
+    config: &RunnerConfig,
+    shared: &Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), RunnerError> {
+    let err = |message: String| RunnerError::LeaderElection {
+        namespace: config.controller_namespace.clone(),
+        name: config.lease_name.clone(),
+        message,
+    };
+    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+        .with_namespace(&config.controller_namespace)
+        .with_identity(&config.identity)
+        .with_duration(config.lease_duration_seconds)
+        .with_grace((config.lease_duration_seconds / 3).max(1))
+        .with_field_manager(format!("sealgate-leader-{}", config.identity))
+        .build()
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let (mut leader, task) = manager.watch().await;
+    loop {
+        // Wait to lead, or to stop.
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tracing::info!(identity = %config.identity, "became leader; starting reconcilers");
+        shared.metrics.set_leader(true);
+        let mut lost = leader.clone();
+        let stop2 = stop.clone();
+        let end = async move {
+            let mut stop2 = stop2;
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {}
+                _ = stop2.wait_for(|s| *s) => {}
+            }
+        };
+        term(client, config, shared, end).await;
+        shared.metrics.set_leader(false);
+        if *stop.borrow() {
+            break;
+        }
+        tracing::warn!(identity = %config.identity, "lost the leader Lease; reconcilers stopped");
+    }
+    // Closing the channel makes the manager release the Lease.
+    drop(leader);
+    match tokio::time::timeout(Duration::from_secs(5), task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("leader Lease released"),
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "could not release the leader Lease"),
+        _ => tracing::warn!("leader election task did not finish"),
+    }
+    Ok(())
+}
+
+/// One leadership term: runs every reconciler until `end` resolves.
+async fn term(
+    client: &Client,
+    config: &RunnerConfig,
+    shared: &Arc<Shared>,
+    end: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = watch::channel(false);
+    let ender = tokio::spawn(async move {
+        end.await;
+        let _ = tx.send(true);
+    });
+    let (leases, triggers) = LeaseManager::new();
+    let stores = Arc::new(Stores::new(client.clone(), config.cache_ttl));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::clone(&stores),
+        Arc::clone(&shared.metrics),
+        leases,
+        Some(Restarter),
+        config.controller_namespace.clone(),
+        Some(config.identity.clone()),
+        config.jitter,
+    ));
+    shared.set_current(Some(Arc::clone(&ctx)));
+    let all = reconcilers(
+        client,
+        config,
+        ctx,
+        stores,
+        futures::StreamExt::boxed(triggers),
+        &rx,
+    );
+    futures::future::join_all(all).await;
+    shared.set_current(None);
+    ender.abort();
+}
+
+/// Every reconciler of a term, each stopping when `stop` turns true.
+fn reconcilers(
+    client: &Client,
+    config: &RunnerConfig,
+    ctx: Arc<Context>,
+    stores: Arc<Stores>,
+    lease_triggers: futures::stream::BoxStream<
+        'static,
+        kube::runtime::reflector::ObjectRef<super::api::ExternalSecret>,
+    >,
+    stop: &watch::Receiver<bool>,
+) -> Vec<BoxFuture<'static, ()>> {
+    let store_ctx = Arc::new(StoreContext::new(
+        client.clone(),
+        stores,
+        Some(config.identity.clone()),
+    ));
+    let sops_ctx = Arc::new(SopsContext::new(
+        client.clone(),
+        config.controller_namespace.clone(),
+        Some(config.identity.clone()),
+    ));
+    let ns = config.namespace.clone();
+    let n = config.concurrency;
+    vec![
+        stores::run_secret_stores(Arc::clone(&store_ctx), ns.clone(), wait_true(stop.clone()))
+            .boxed(),
+        stores::run_cluster_stores(store_ctx, wait_true(stop.clone())).boxed(),
+        external_secret::run(ctx, ns.clone(), n, lease_triggers, wait_true(stop.clone())).boxed(),
+        sops_secret::run(sops_ctx, ns, n, wait_true(stop.clone())).boxed(),
+    ]
+}
+
+/// Resolves when the flag turns true (or its sender is gone).
+fn wait_true(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync {
+    let (tx, done) = futures::channel::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|v| *v).await;
+        let _ = tx.send(());
+    });
+    async move {
+        let _ = done.await;
+    }
+}
+
+fn router(shared: Arc<Shared>) -> axum::Router {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let m = Arc::clone(&shared);
+    let r = Arc::clone(&shared);
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&m);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let r = Arc::clone(&r);
+                async move {
+                    if r.metrics.is_ready() {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        )
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}
