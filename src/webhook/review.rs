@@ -14,7 +14,8 @@
 //! change (same rule, field and keyed fingerprint in `oldObject`) does not
 //! block the write but is returned as a warning: labelling a Secret that
 //! sealgate manages, or any object admitted before the webhook existed,
-//! must not need a policy exception.
+//! must not need a policy exception (and for objects sealgate's field
+//! manager already writes to, the stored values are expected: no warning).
 
 use std::collections::HashSet;
 
@@ -237,7 +238,13 @@ fn decide(
         .findings
         .into_iter()
         .partition(|f| f.severity == Severity::Error);
-    let (blocking, preexisting) = match old_object.filter(|o| o.is_object()) {
+    let old_object = old_object.filter(|o| o.is_object());
+    // Values sealgate itself stored (its field manager owns part of the
+    // old object) are expected in a Secret it manages: no warning for them.
+    let sealgate_managed = old_object
+        .as_ref()
+        .is_some_and(|o| managed_by(o, &policy.field_manager));
+    let (blocking, preexisting) = match old_object {
         Some(old) if req.operation == Operation::Update && !blocking.is_empty() => {
             let before: HashSet<(String, Option<String>, String)> =
                 gate::check_object(&old, &policy.gate)
@@ -253,6 +260,7 @@ fn decide(
     };
     let mut warnings: Vec<String> = preexisting
         .iter()
+        .filter(|_| !sealgate_managed)
         .map(|f| {
             format!(
                 "sealgate: {} still holds a plaintext secret at {} ({}); it predates this change",
@@ -319,6 +327,18 @@ fn decide(
 /// place it more precisely.
 fn field_of(f: &Finding) -> &str {
     f.field.as_deref().unwrap_or("<object>")
+}
+
+/// Whether `manager` has a `metadata.managedFields` entry in `object`.
+fn managed_by(object: &Value, manager: &str) -> bool {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e.get("manager").and_then(Value::as_str) == Some(manager))
+        })
 }
 
 /// The request names sealgate's field manager, and comes from one of the

@@ -175,6 +175,23 @@ fn update_keeping_a_stored_value_warns_but_a_new_value_is_denied() {
         "{w}"
     );
 
+    // The same edit of a Secret sealgate writes to: no warning, its values
+    // are expected there.
+    let mut managed_old = old.clone();
+    managed_old["metadata"]["managedFields"] =
+        json!([{"manager": "sealgate", "operation": "Apply", "apiVersion": "v1"}]);
+    let mut managed_new = managed_old.clone();
+    managed_new["metadata"]["labels"] = json!({"team": "a"});
+    let body = review_of(
+        "UPDATE",
+        "team-a",
+        managed_new,
+        json!({"oldObject": managed_old}),
+    );
+    let (o, resp) = outcome(&body, &Policy::default());
+    assert_eq!(o, Outcome::Allowed(AllowReason::Clean));
+    assert!(resp["response"].get("warnings").is_none(), "{resp}");
+
     let mut changed = old.clone();
     changed["stringData"]["password"] = json!(format!("{}-changed", planted()));
     let body = review_of("UPDATE", "team-a", changed, json!({"oldObject": old}));

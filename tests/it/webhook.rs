@@ -181,6 +181,9 @@ async fn the_webhook_refuses_plaintext_and_admits_clean_sealgate_and_exempt_obje
     let mut policy = Policy::default();
     policy.exempt_namespaces.insert(exempt_ns.clone());
     policy.sealgate_users.insert(ADMIN_USER.to_owned());
+    policy
+        .exempt_labels
+        .insert("sealgate.dev/gate".to_owned(), "skip".to_owned());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let handle = axum_server::Handle::new();
@@ -359,6 +362,20 @@ async fn the_webhook_refuses_plaintext_and_admits_clean_sealgate_and_exempt_obje
         .await
         .expect("exempt namespace admits");
 
+    // 8. So does an exempt label, and only with the configured value.
+    let mut labelled = plaintext_secret("labelled", &planted("label"));
+    labelled.metadata.labels = Some([("sealgate.dev/gate".to_owned(), "skip".to_owned())].into());
+    secrets
+        .create(&PostParams::default(), &labelled)
+        .await
+        .expect("exempt label admits");
+    let mut wrong = plaintext_secret("labelled-wrong", &planted("label"));
+    wrong.metadata.labels = Some([("sealgate.dev/gate".to_owned(), "off".to_owned())].into());
+    denial(
+        secrets.create(&PostParams::default(), &wrong).await,
+        "another label value",
+    );
+
     vwcs.delete(&name, &DeleteParams::default())
         .await
         .expect("delete webhook configuration");
@@ -380,6 +397,7 @@ async fn the_webhook_refuses_plaintext_and_admits_clean_sealgate_and_exempt_obje
         planted("rotated"),
         planted("probe"),
         planted("exempt"),
+        planted("label"),
     ] {
         assert!(!logs.contains(&v), "a planted value reached the logs");
     }
