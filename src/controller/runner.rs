@@ -327,14 +327,19 @@ fn reconcilers(
     >,
     stop: &watch::Receiver<bool>,
 ) -> Vec<BoxFuture<'static, ()>> {
+    // SopsSecrets share the stores so `decryption.storeRef` goes through the
+    // same connections and multi-tenancy rules as ExternalSecrets.
+    let sops_ctx = Arc::new(
+        SopsContext::new(
+            client.clone(),
+            config.controller_namespace.clone(),
+            Some(config.identity.clone()),
+        )
+        .with_stores(Arc::clone(&stores)),
+    );
     let store_ctx = Arc::new(StoreContext::new(
         client.clone(),
         stores,
-        Some(config.identity.clone()),
-    ));
-    let sops_ctx = Arc::new(SopsContext::new(
-        client.clone(),
-        config.controller_namespace.clone(),
         Some(config.identity.clone()),
     ));
     let ns = config.namespace.clone();
