@@ -1146,7 +1146,7 @@ async fn two_replicas_only_the_leader_writes() {
 /// ExternalSecret revokes that one.
 #[tokio::test(flavor = "current_thread")]
 async fn dynamic_database_credentials_follow_the_secret_lifecycle() {
-    use crate::support::postgres::{Postgres, SUPERUSER};
+    use crate::support::postgres::Postgres;
     let cluster = TestCluster::get();
     let client = cluster.admin().await;
     crate::crds::install(&client).await;
@@ -1157,27 +1157,7 @@ async fn dynamic_database_credentials_follow_the_secret_lifecycle() {
     let pg = tokio::task::spawn_blocking(Postgres::start)
         .await
         .expect("pg");
-    bao.cli(&["secrets", "enable", "database"]);
-    bao.cli(&[
-        "write",
-        "database/config/pg",
-        "plugin_name=postgresql-database-plugin",
-        "allowed_roles=app",
-        &format!(
-            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ),
-        &format!("username={SUPERUSER}"),
-        &format!("password={}", pg.password()),
-    ]);
-    bao.cli(&[
-        "write",
-        "database/roles/app",
-        "db_name=pg",
-        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-        "default_ttl=1h",
-        "max_ttl=2h",
-    ]);
+    crate::support::postgres::database_engine(&bao, &pg, "1h", "2h");
     apply(
         &client,
         &ns,

@@ -14,7 +14,7 @@ use sealgate::providers::{Fetched, Lease, Reference, SecretValue};
 use sealgate::secret::{ExposeSecret, SecretString};
 
 use crate::support::openbao::OpenBao;
-use crate::support::postgres::{Postgres, SUPERUSER};
+use crate::support::postgres::{Postgres, database_engine};
 
 /// Generous bound for things that must happen eventually.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -29,31 +29,6 @@ async fn provider(bao: &OpenBao) -> Arc<VaultProvider> {
         .await
         .expect("connect with root token"),
     )
-}
-
-/// OpenBao's database engine against the harness PostgreSQL.
-fn database_engine(bao: &OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
-    bao.cli(&["secrets", "enable", "database"]);
-    bao.cli(&[
-        "write",
-        "database/config/pg",
-        "plugin_name=postgresql-database-plugin",
-        "allowed_roles=app",
-        &format!(
-            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ),
-        &format!("username={SUPERUSER}"),
-        &format!("password={}", pg.password()),
-    ]);
-    bao.cli(&[
-        "write",
-        "database/roles/app",
-        "db_name=pg",
-        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-        &format!("default_ttl={default_ttl}"),
-        &format!("max_ttl={max_ttl}"),
-    ]);
 }
 
 fn creds(f: &Fetched) -> BTreeMap<String, String> {

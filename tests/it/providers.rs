@@ -13,7 +13,7 @@ use sealgate::secret::{ExposeSecret, SecretString};
 
 use crate::support::moto::{Moto, REGION};
 use crate::support::openbao::OpenBao;
-use crate::support::postgres::{Postgres, SUPERUSER};
+use crate::support::postgres::{Postgres, database_engine};
 
 fn bytes(v: &SecretValue) -> &[u8] {
     match v {
@@ -238,31 +238,6 @@ async fn vault_approle_login_and_policy_enforcement() {
     .await
     .unwrap_err();
     assert!(matches!(e, ProviderError::Unauthenticated { .. }), "{e}");
-}
-
-/// Configures OpenBao's database engine against the harness PostgreSQL.
-fn database_engine(bao: &OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
-    bao.cli(&["secrets", "enable", "database"]);
-    bao.cli(&[
-        "write",
-        "database/config/pg",
-        "plugin_name=postgresql-database-plugin",
-        "allowed_roles=app",
-        &format!(
-            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ),
-        &format!("username={SUPERUSER}"),
-        &format!("password={}", pg.password()),
-    ]);
-    bao.cli(&[
-        "write",
-        "database/roles/app",
-        "db_name=pg",
-        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-        &format!("default_ttl={default_ttl}"),
-        &format!("max_ttl={max_ttl}"),
-    ]);
 }
 
 fn can_log_in(pg: &Postgres, creds: &SecretValue) -> bool {

@@ -156,3 +156,35 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
+
+/// Configures OpenBao's database engine against this PostgreSQL: connection
+/// `pg`, role `app` issuing login roles with the given TTLs. Shared so every
+/// dynamic-credential test sets the engine up the same way.
+pub fn database_engine(
+    bao: &super::openbao::OpenBao,
+    pg: &Postgres,
+    default_ttl: &str,
+    max_ttl: &str,
+) {
+    bao.cli(&["secrets", "enable", "database"]);
+    bao.cli(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        "allowed_roles=app",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port()
+        ),
+        &format!("username={SUPERUSER}"),
+        &format!("password={}", pg.password()),
+    ]);
+    bao.cli(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        &format!("default_ttl={default_ttl}"),
+        &format!("max_ttl={max_ttl}"),
+    ]);
+}
