@@ -5,6 +5,7 @@
 //! in parallel on the shared control plane without touching each other's
 //! objects. Waiting uses generous timeouts; no assertion depends on timing.
 
+use crate::support::wait_for;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -95,20 +96,6 @@ impl Drop for Ctl {
             let _ = tx.send(());
         }
     }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn ready_of(es: &ExternalSecret) -> Option<(String, String)> {

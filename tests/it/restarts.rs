@@ -6,6 +6,7 @@
 //! No kubelet or workload controllers run in the harness; the template
 //! change itself (generation, annotation) is what rolls pods in a cluster.
 
+use crate::support::wait_for;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,20 +83,6 @@ fn target(kind: &str, name: &str) -> WorkloadRef {
         kind: kind.into(),
         name: name.into(),
     }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "current_thread")]

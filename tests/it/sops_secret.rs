@@ -4,6 +4,7 @@
 //! touching the existing Secret, and no plaintext reaches status, events or
 //! logs.
 
+use crate::support::wait_for;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,20 +71,6 @@ fn commit_encrypted(lab: &Lab, name: &str, plain: &str, extra: &[&str]) -> Strin
     git(&["add", name]);
     git(&["commit", "-q", "-m", "add encrypted secret"]);
     String::from_utf8(git(&["show", &format!("HEAD:{name}")])).expect("utf8")
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..150 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn ready_reason(s: &SopsSecret) -> Option<(String, String)> {

@@ -5,6 +5,7 @@
 //! admit the namespace is reported in status and leaves the Secret as it
 //! was; no plaintext reaches logs, status or events.
 
+use crate::support::wait_for;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,20 +34,6 @@ impl std::io::Write for Buf {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn ready_reason(s: &SopsSecret) -> Option<(String, String, String)> {

@@ -20,3 +20,20 @@ pub mod openbao;
 pub mod postgres;
 pub mod process;
 pub mod tools;
+
+/// Polls `f` every 200 ms until it yields a value, for up to a minute, then
+/// panics naming `what`. Tests wait for the controller to act this way rather
+/// than asserting on timings (the machine is shared and noisy).
+pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
