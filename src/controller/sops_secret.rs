@@ -34,10 +34,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
+use super::api::SopsSecret;
 use super::api::{ClusterSecretStore, SecretStore, SecretStoreRef, StoreKind};
-use super::api::{SopsSecret, SopsSecretStatus};
 use super::status::{self, ready};
 use super::stores::{StoreError, StoreObject, Stores};
 use crate::providers::ProviderError;
@@ -279,7 +278,7 @@ pub async fn reconcile(
             );
             st.synced_resource_version = resource_version;
             st.source_last_modified = Some(last_modified);
-            patch_status(&api, &name, obj.status.as_ref(), st).await?;
+            status::patch_if_changed(&api, &name, obj.status.as_ref(), &st).await?;
             if wrote {
                 publish(&ctx, &obj, EventType::Normal, "Decrypted", message).await;
             }
@@ -296,7 +295,7 @@ pub async fn reconcile(
                 ready(false, reason, &message, obj.meta().generation),
             );
             // A status write failure must not hide the original error.
-            let _ = patch_status(&api, &name, obj.status.as_ref(), st).await;
+            let _ = status::patch_if_changed(&api, &name, obj.status.as_ref(), &st).await;
             if changed {
                 publish(&ctx, &obj, EventType::Warning, reason, message).await;
             }
@@ -652,25 +651,6 @@ fn secret_body(obj: &SopsSecret, ns: &str, desired: &Desired) -> Result<Secret, 
         data: Some(data),
         ..Default::default()
     })
-}
-
-/// Writes status only when it changed, so a steady state costs no writes.
-async fn patch_status(
-    api: &Api<SopsSecret>,
-    name: &str,
-    old: Option<&SopsSecretStatus>,
-    new: SopsSecretStatus,
-) -> Result<(), SopsSecretError> {
-    if old == Some(&new) {
-        return Ok(());
-    }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": new })),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn publish(

@@ -50,6 +50,31 @@ pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
     }
 }
 
+/// Merge-patches `status` only when it differs from what the object already
+/// carries: every reconciler (and the GitSync loop) shares this so a steady
+/// state costs no apiserver writes.
+pub async fn patch_if_changed<K, S>(
+    api: &kube::Api<K>,
+    name: &str,
+    old: Option<&S>,
+    new: &S,
+) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if old == Some(new) {
+        return Ok(());
+    }
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "status": new })),
+    )
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

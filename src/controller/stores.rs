@@ -31,12 +31,11 @@ use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use super::api::{
     ClusterSecretStore, ClusterStoreCondition, ExternalSecret, KvVersion as ApiKvVersion,
@@ -1178,14 +1177,7 @@ where
         }
     };
     let changed = status::set(&mut st.conditions, cond);
-    if old != Some(&st) {
-        api.patch_status(
-            &obj.name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": st })),
-        )
-        .await?;
-    }
+    status::patch_if_changed(api, &obj.name, old, &st).await?;
     if changed {
         let ev = Event {
             type_: event.0,

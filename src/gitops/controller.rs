@@ -14,14 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
-use super::spec::{GitSync, GitSyncStatus};
+use super::spec::GitSync;
 use super::sync::{self, DryRunCache, SyncContext};
 
 /// How the GitSync controller runs.
@@ -141,7 +140,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
         c.insert(key, cache);
     }
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);
-    write_status(&api, &name, gs.status.as_ref(), &status).await?;
+    crate::controller::status::patch_if_changed(&api, &name, gs.status.as_ref(), &status).await?;
     let ready_changed = previous
         .conditions
         .iter()
@@ -201,24 +200,6 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
         gs.spec.effective_retry_interval()
     };
     Ok(Action::requeue(next))
-}
-
-async fn write_status(
-    api: &Api<GitSync>,
-    name: &str,
-    old: Option<&GitSyncStatus>,
-    new: &GitSyncStatus,
-) -> Result<(), ControllerError> {
-    if old == Some(new) {
-        return Ok(());
-    }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": new })),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn publish(ctx: &Ctx, gs: &GitSync, type_: EventType, reason: &str, note: String) {

@@ -49,8 +49,8 @@ pub use super::leases::{LeaseManager, LeaseOwner, LeasePolicy, LeaseView};
 pub use super::restarts::Restarter;
 
 use super::api::{
-    ClusterSecretStore, CreationPolicy, DeletionPolicy, ExpirePolicy, ExternalSecret,
-    ExternalSecretStatus, RemoteRef, SecretStore, StoreKind, WorkloadRef,
+    ClusterSecretStore, CreationPolicy, DeletionPolicy, ExpirePolicy, ExternalSecret, RemoteRef,
+    SecretStore, StoreKind, WorkloadRef,
 };
 use super::context::Context;
 use super::sops_secret::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL};
@@ -432,7 +432,7 @@ async fn report(
             }
             st.synced_resource_version = o.resource_version;
             st.lease_expires_at = o.lease_expires.map(rfc3339);
-            patch_status(&api, &name, old.as_ref(), &st).await?;
+            status::patch_if_changed(&api, &name, old.as_ref(), &st).await?;
             if o.wrote {
                 ctx.metrics.secret_written(KIND);
                 publish(ctx, es, EventType::Normal, "Updated", message).await;
@@ -457,7 +457,7 @@ async fn report(
                 );
             }
             // A status write failure must not hide the original error.
-            let _ = patch_status(&api, &name, old.as_ref(), &st).await;
+            let _ = status::patch_if_changed(&api, &name, old.as_ref(), &st).await;
             if changed {
                 publish(ctx, es, EventType::Warning, reason, message).await;
             }
@@ -1022,25 +1022,6 @@ async fn cleanup(es: Arc<ExternalSecret>, ctx: &Context) -> Result<Action, Exter
     }
     tracing::info!(namespace = %ns, secret = %name, ?deletion, "externalsecret deleted");
     Ok(Action::await_change())
-}
-
-/// Writes status only when it changed, so a steady state costs no writes.
-async fn patch_status(
-    api: &Api<ExternalSecret>,
-    name: &str,
-    old: Option<&ExternalSecretStatus>,
-    new: &ExternalSecretStatus,
-) -> Result<(), ExternalSecretError> {
-    if old == Some(new) {
-        return Ok(());
-    }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": new })),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn publish(ctx: &Context, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
