@@ -700,9 +700,11 @@ fn reference(r: &RemoteRef) -> Result<Reference, ExternalSecretError> {
     let decoding = match r.decoding_strategy.as_deref() {
         None | Some("None") => Decoding::None,
         Some("Base64") => Decoding::Base64,
+        Some("Base64URL") => Decoding::Base64Url,
+        Some("Auto") => Decoding::Auto,
         Some(other) => {
             return Err(ExternalSecretError::InvalidSpec(format!(
-                "remoteRef.decodingStrategy {other:?} is not supported (None, Base64)"
+                "remoteRef.decodingStrategy {other:?} is not supported (None, Base64, Base64URL, Auto)"
             )));
         }
     };
