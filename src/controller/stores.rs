@@ -27,14 +27,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::api::{
@@ -42,6 +44,7 @@ use super::api::{
     SecretKeySelector, SecretStore, SecretStoreStatus, ServiceAccountSelector, StoreKind,
     StoreLimits, StoreProvider,
 };
+use super::metrics::StoreCounters;
 use super::status::{self, ready};
 use crate::providers::aws::{AwsAuth, AwsConfig, ParameterStoreProvider, SecretsManagerProvider};
 use crate::providers::cache::{Counters, Frugal, FrugalConfig};
@@ -329,6 +332,33 @@ pub struct Stores {
     entries: Mutex<HashMap<CacheKey, Cached>>,
     /// Serialises connects so a burst of reconciles logs in once per store.
     connecting: tokio::sync::Mutex<()>,
+    /// Watch caches of stores and namespaces, once their watchers run.
+    caches: Caches,
+    /// Backend counters per store that survive reconnects (and, when
+    /// shared through [`Stores::with_counters`], leadership terms).
+    counters: Arc<StoreCounters>,
+}
+
+/// Shared reflector stores: the store reconcilers' own caches and a
+/// metadata-only namespace cache, so a reconcile reads no store or
+/// namespace from the apiserver. Empty until attached (then a GET).
+#[derive(Default)]
+struct Caches {
+    secret_stores: Mutex<Option<reflector::Store<SecretStore>>>,
+    cluster_stores: Mutex<Option<reflector::Store<ClusterSecretStore>>>,
+    namespaces: Mutex<Option<reflector::Store<PartialObjectMeta<Namespace>>>>,
+}
+
+/// The cached object, when a synced cache has it. A cache that has not
+/// finished its first list answers nothing (a miss must not mean NotFound).
+fn cache_get<K>(slot: &Mutex<Option<reflector::Store<K>>>, key: &ObjectRef<K>) -> Option<Arc<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let store = lock(slot).clone()?;
+    store.wait_until_ready().now_or_never()?.ok()?;
+    store.get(key)
 }
 
 impl Stores {
@@ -341,18 +371,23 @@ impl Stores {
             ca_dir: std::env::temp_dir().join(format!("sealgate-ca-{}", std::process::id())),
             entries: Mutex::new(HashMap::new()),
             connecting: tokio::sync::Mutex::new(()),
+            caches: Caches::default(),
+            counters: Arc::new(StoreCounters::default()),
         }
     }
 
-    /// Per-store counters of every connected store, for `/metrics`.
+    /// Counts backend calls in `counters` (the process-wide registry of
+    /// [`Metrics`](super::metrics::Metrics)), so `/metrics` stays monotonic
+    /// across reconnects and leadership terms.
+    pub fn with_counters(mut self, counters: Arc<StoreCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// Per-store backend counters (every store connected since the
+    /// registry was created, summed over reconnects), for `/metrics`.
     pub fn counters(&self) -> Vec<(String, Arc<Counters>)> {
-        let entries = lock(&self.entries);
-        let mut out: Vec<_> = entries
-            .values()
-            .map(|c| (c.handle.label.clone(), c.handle.counters()))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        self.counters.totals()
     }
 
     /// Forgets a store's connection (deleted store, or a rejected login).
@@ -368,37 +403,94 @@ impl Stores {
     ) -> Result<(StoreObject, Arc<StoreHandle>), StoreError> {
         let ns = es.namespace().unwrap_or_default();
         let r = &es.spec.secret_store_ref;
-        let store = match r.effective_kind() {
-            StoreKind::SecretStore => {
-                let api: Api<SecretStore> = Api::namespaced(self.client.clone(), &ns);
-                match api.get_opt(&r.name).await? {
-                    Some(s) => StoreObject::from_namespaced(&s),
-                    None => {
-                        return Err(StoreError::NotFound {
-                            kind: StoreKind::SecretStore,
-                            name: r.name.clone(),
-                            namespace: Some(ns),
-                        });
-                    }
-                }
-            }
-            StoreKind::ClusterSecretStore => {
-                let api: Api<ClusterSecretStore> = Api::all(self.client.clone());
-                match api.get_opt(&r.name).await? {
-                    Some(s) => StoreObject::from_cluster(&s),
-                    None => {
-                        return Err(StoreError::NotFound {
-                            kind: StoreKind::ClusterSecretStore,
-                            name: r.name.clone(),
-                            namespace: None,
-                        });
-                    }
-                }
-            }
-        };
+        let store = self.resolve(r.effective_kind(), &ns, &r.name).await?;
         self.admit(&store, &ns, &remote_keys(es)).await?;
         let handle = self.get(&store).await?;
         Ok((store, handle))
+    }
+
+    /// The store of `kind` named `name` (a SecretStore in `ns`): from the
+    /// shared watch cache when it has it, else one GET (the cache is not
+    /// synced yet, or the store was created a moment ago).
+    pub async fn resolve(
+        &self,
+        kind: StoreKind,
+        ns: &str,
+        name: &str,
+    ) -> Result<StoreObject, StoreError> {
+        let not_found = || StoreError::NotFound {
+            kind,
+            name: name.to_owned(),
+            namespace: (kind == StoreKind::SecretStore).then(|| ns.to_owned()),
+        };
+        match kind {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(name).within(ns);
+                if let Some(s) = cache_get(&self.caches.secret_stores, &key) {
+                    self.counters.lookup(true);
+                    return Ok(StoreObject::from_namespaced(&s));
+                }
+                self.counters.lookup(false);
+                let api: Api<SecretStore> = Api::namespaced(self.client.clone(), ns);
+                api.get_opt(name)
+                    .await?
+                    .map(|s| StoreObject::from_namespaced(&s))
+                    .ok_or_else(not_found)
+            }
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(name);
+                if let Some(s) = cache_get(&self.caches.cluster_stores, &key) {
+                    self.counters.lookup(true);
+                    return Ok(StoreObject::from_cluster(&s));
+                }
+                self.counters.lookup(false);
+                let api: Api<ClusterSecretStore> = Api::all(self.client.clone());
+                api.get_opt(name)
+                    .await?
+                    .map(|s| StoreObject::from_cluster(&s))
+                    .ok_or_else(not_found)
+            }
+        }
+    }
+
+    /// A namespace's labels: from the namespace metadata cache, else one
+    /// metadata GET (a missing namespace has no labels).
+    async fn namespace_labels(&self, ns: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let key = ObjectRef::<PartialObjectMeta<Namespace>>::new(ns);
+        if let Some(m) = cache_get(&self.caches.namespaces, &key) {
+            self.counters.lookup(true);
+            return Ok(m.metadata.labels.clone().unwrap_or_default());
+        }
+        self.counters.lookup(false);
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        Ok(api
+            .get_metadata_opt(ns)
+            .await?
+            .and_then(|m| m.metadata.labels)
+            .unwrap_or_default())
+    }
+
+    /// Store and namespace lookups so far: `(answered from the watch
+    /// caches, fell back to a GET)`. Tests and benchmarks use it to prove
+    /// reconciles do not read stores from the apiserver.
+    pub fn lookups(&self) -> (u64, u64) {
+        self.counters.lookups()
+    }
+
+    /// Serves SecretStore lookups from `store` (the SecretStore
+    /// reconciler's own reflector: no second watch).
+    pub fn attach_secret_stores(&self, store: reflector::Store<SecretStore>) {
+        *lock(&self.caches.secret_stores) = Some(store);
+    }
+
+    /// Serves ClusterSecretStore lookups from `store`.
+    pub fn attach_cluster_stores(&self, store: reflector::Store<ClusterSecretStore>) {
+        *lock(&self.caches.cluster_stores) = Some(store);
+    }
+
+    /// Serves namespace-label lookups (label-selector admission) from `store`.
+    pub fn attach_namespaces(&self, store: reflector::Store<PartialObjectMeta<Namespace>>) {
+        *lock(&self.caches.namespaces) = Some(store);
     }
 
     /// Multi-tenancy: may namespace `ns` read `keys` through `store`?
@@ -432,13 +524,7 @@ impl Stores {
                         None => false,
                         Some(sel) => {
                             if labels.is_none() {
-                                let api: Api<Namespace> = Api::all(self.client.clone());
-                                labels = Some(
-                                    api.get_metadata_opt(ns)
-                                        .await?
-                                        .map(|m| m.metadata.labels.unwrap_or_default())
-                                        .unwrap_or_default(),
-                                );
+                                labels = Some(self.namespace_labels(ns).await?);
                             }
                             selector_matches(sel, labels.as_ref().unwrap_or(&BTreeMap::new()))
                         }
@@ -505,6 +591,7 @@ impl Stores {
         let (handle, used) = self.connect(store).await?;
         let fingerprint = fingerprint_of(store, &used.secrets);
         let handle = Arc::new(handle);
+        self.counters.track(&handle.label, handle.counters());
         lock(&self.entries).insert(
             store.key(),
             Cached {
@@ -1093,7 +1180,9 @@ pub async fn run_secret_stores(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.stores.attach_secret_stores(controller.store());
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             |s: Arc<SecretStore>, ctx: Arc<StoreContext>| async move {
@@ -1115,7 +1204,9 @@ pub async fn run_cluster_stores(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ClusterSecretStore> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.stores.attach_cluster_stores(controller.store());
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             |s: Arc<ClusterSecretStore>, ctx: Arc<StoreContext>| async move {
@@ -1128,6 +1219,36 @@ pub async fn run_cluster_stores(
         )
         .for_each(|_| async {})
         .await;
+}
+
+/// Keeps a metadata-only cache of namespaces (labels, for ClusterSecretStore
+/// label-selector admission) in `stores` until `shutdown` resolves.
+/// `managedFields` and annotations are dropped: only labels are used.
+/// Without the right to list namespaces the watch keeps retrying with
+/// backoff and admission falls back to one GET per lookup.
+pub async fn run_namespace_cache(
+    stores: Arc<Stores>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(stores.client.clone());
+    let (reader, writer) = reflector::store();
+    stores.attach_namespaces(reader);
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|m| {
+            m.metadata.managed_fields = None;
+            m.metadata.annotations = None;
+        })
+        .reflect(writer)
+        .for_each(|e| async move {
+            if let Err(e) = e {
+                tracing::debug!(error = %e, "namespace watch failed; retrying");
+            }
+        });
+    tokio::select! {
+        () = watch => {}
+        () = shutdown => {}
+    }
 }
 
 /// Connects (a real login), and records the outcome as `Ready`.
