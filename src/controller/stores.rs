@@ -329,6 +329,9 @@ pub struct Stores {
     client: Client,
     cache_ttl: Duration,
     ca_dir: PathBuf,
+    /// Minted ServiceAccount tokens for AWS web identity (see
+    /// [`Stores::token_file`]).
+    token_dir: PathBuf,
     entries: Mutex<HashMap<CacheKey, Cached>>,
     /// Serialises connects so a burst of reconciles logs in once per store.
     connecting: tokio::sync::Mutex<()>,
@@ -337,6 +340,33 @@ pub struct Stores {
     /// Backend counters per store that survive reconnects (and, when
     /// shared through [`Stores::with_counters`], leadership terms).
     counters: Arc<StoreCounters>,
+}
+
+impl Drop for Stores {
+    fn drop(&mut self) {
+        // Minted tokens must not outlive the term that minted them.
+        let _ = std::fs::remove_dir_all(&self.token_dir);
+    }
+}
+
+/// Numbers each [`Stores`] so every one has its own token directory.
+static NEXT_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The STS session name of a store (`[\w+=,.@-]{2,64}`): shows in
+/// CloudTrail which store assumed the role.
+fn session_name(store: &StoreObject) -> String {
+    let mut s: String = format!("sealgate-{}", store.label())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    s.truncate(64);
+    s
 }
 
 /// Shared reflector stores: the store reconcilers' own caches and a
@@ -369,6 +399,11 @@ impl Stores {
             client,
             cache_ttl,
             ca_dir: std::env::temp_dir().join(format!("sealgate-ca-{}", std::process::id())),
+            token_dir: std::env::temp_dir().join(format!(
+                "sealgate-tokens-{}-{}",
+                std::process::id(),
+                NEXT_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
             entries: Mutex::new(HashMap::new()),
             connecting: tokio::sync::Mutex::new(()),
             caches: Caches::default(),
@@ -931,11 +966,21 @@ impl Stores {
                                 None => None,
                             },
                         },
-                        (None, Some(_)) => {
-                            return Err(store.invalid(
-                                "spec.provider.aws.auth.jwt",
-                                "AWS web identity from a ServiceAccount token is not supported by the controller yet; use auth.secretRef",
-                            ));
+                        (None, Some(j)) => {
+                            let field = "auth.jwt.serviceAccountRef";
+                            let token = self
+                                .service_account_token(
+                                    store,
+                                    &j.service_account_ref,
+                                    field,
+                                    &mut used,
+                                )
+                                .await?;
+                            AwsAuth::WebIdentity {
+                                token_file: self.token_file(store, &token)?,
+                                role_arn: j.role_arn.clone(),
+                                session_name: session_name(store),
+                            }
                         }
                         _ => {
                             return Err(store.invalid(
@@ -981,6 +1026,53 @@ impl Stores {
             }
             _ => Err(store.invalid("spec.provider", "set exactly one of vault, aws")),
         }
+    }
+
+    /// Writes a minted ServiceAccount token to this process's private token
+    /// directory (0700, file 0600), because the AWS SDK's web identity
+    /// provider reads the token from a file. One file per store, replaced
+    /// atomically on every reconnect; the SDK re-reads it whenever it
+    /// refreshes the STS credentials, so a connection built earlier also
+    /// picks up the fresh token. Removed when the [`Stores`] is dropped.
+    fn token_file(&self, store: &StoreObject, token: &SecretString) -> Result<PathBuf, StoreError> {
+        use sha2::Digest as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let io = |e: std::io::Error| StoreError::Credential {
+            store: store.label(),
+            what: format!(
+                "ServiceAccount token file under {}",
+                self.token_dir.display()
+            ),
+            reason: e.to_string(),
+        };
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.token_dir)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        let (kind, ns, name) = store.key();
+        let name_hash: String = sha2::Sha256::digest(format!("{kind}/{ns}/{name}").as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let path = self.token_dir.join(format!("{name_hash}.jwt"));
+        let tmp = self.token_dir.join(format!("{name_hash}.jwt.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(token.expose_secret().as_bytes()).map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
     }
 
     /// Writes a store's CA bundle (base64 of PEM, or PEM) to a file named by
