@@ -11,8 +11,8 @@ use std::process::Command;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams};
 use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
 use nix::sys::signal::Signal;
 use sealgate::controller::api::{ClusterSecretStore, ExternalSecret, SecretStore};
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
 //! An OpenBao dev server (in-memory storage, unsealed, KV v2 at `secret/`),
-//! and [`PersistentBao`]: a file-storage server that survives restarts.
+//! and [`PersistentBao`]: a server with on-disk storage that survives restarts.
 
 use std::process::Command;
 use std::time::Duration;
@@ -178,7 +178,8 @@ impl OpenBao {
     }
 }
 
-/// An OpenBao server with file storage (not `-dev`), so it can be stopped
+/// An OpenBao server with persistent storage (not `-dev`; integrated raft
+/// storage in a temp dir, as OpenBao 2.x has no `file` backend), so it can be stopped
 /// and started again keeping its data: initialised with one unseal key
 /// share, unsealed, KV v2 at `secret/`. Tests of backend outages stop the
 /// real process, not a proxy in front of it.
@@ -194,18 +195,21 @@ impl PersistentBao {
     /// Initialises, unseals and starts a fresh server on a random
     /// loopback port.
     pub fn start() -> Self {
-        start_with_retry("OpenBao (file storage)", || {
+        start_with_retry("OpenBao (persistent)", || {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
             let data = dir.path().join("data");
             std::fs::create_dir_all(&data).expect("data dir");
+            // OpenBao 2.x has no `file` backend: integrated storage (raft,
+            // one node) in the temp dir is the persistent one.
+            let cluster_port = free_port();
             std::fs::write(
                 dir.path().join("bao.hcl"),
                 format!(
-                    "storage \"file\" {{\n  path = \"{}\"\n}}\n\
-                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+                    "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node1\"\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\n\
                      api_addr = \"http://127.0.0.1:{port}\"\n\
-                     disable_mlock = true\n",
+                     cluster_addr = \"http://127.0.0.1:{cluster_port}\"\n",
                     data.display()
                 ),
             )
