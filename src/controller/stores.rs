@@ -1427,6 +1427,28 @@ mod tests {
     }
 
     #[test]
+    fn sts_session_names_are_valid() {
+        let mut store = StoreObject {
+            kind: StoreKind::SecretStore,
+            namespace: Some("team-a".into()),
+            name: "aws".into(),
+            uid: String::new(),
+            generation: 1,
+            provider: serde_json::from_value(serde_json::json!({})).expect("provider"),
+            limits: None,
+            conditions: Vec::new(),
+        };
+        assert_eq!(session_name(&store), "sealgate-team-a.aws");
+        store.name = "x".repeat(300);
+        let long = session_name(&store);
+        assert_eq!(long.len(), 64);
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+        );
+    }
+
+    #[test]
     fn label_selectors_match_like_kubernetes() {
         let labels = BTreeMap::from([("team".to_owned(), "a".to_owned())]);
         let sel = LabelSelector {
