@@ -142,7 +142,8 @@ impl StoreCounters {
 
 /// Figures that live elsewhere and are read at scrape time.
 pub struct Snapshot {
-    /// `(store label, counters)` of every connected store.
+    /// `(store label, counters)` of every store connected since start,
+    /// summed over its connections (see [`StoreCounters`]).
     pub stores: Vec<(String, std::sync::Arc<Counters>)>,
     /// Leased secrets expiring within [`EXPIRY_WINDOW`].
     pub expiring: usize,

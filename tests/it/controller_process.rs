@@ -99,11 +99,33 @@ impl Proc {
         let _ = tokio::task::spawn_blocking(move || drop(s)).await;
     }
 
-    /// SIGTERM and wait.
-    async fn stop(mut self) {
+    /// SIGTERM and wait; returns the process's HOME/TMPDIR for checks of
+    /// what it left behind.
+    async fn stop(mut self) -> tempfile::TempDir {
         let s = self.service.take();
         let _ = tokio::task::spawn_blocking(move || drop(s)).await;
+        let placeholder = tempfile::tempdir().expect("tmp");
+        std::mem::replace(&mut self._dir, placeholder)
     }
+
+    /// Directories `sealgate-tokens-*` under the process's TMPDIR.
+    fn token_dirs(&self) -> Vec<std::path::PathBuf> {
+        token_dirs(self._dir.path())
+    }
+}
+
+fn token_dirs(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("sealgate-tokens-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The value of the sample `name{labels}` (exact label text), if present.
@@ -377,7 +399,29 @@ async fn aws_web_identity_store_end_to_end() {
     )
     .expect("json");
     assert!(!status.contains(PLANTED) && !status.contains("eyJhbGci"));
-    ctl.stop().await;
+    // The minted token sits in a private file while the controller runs
+    // and is removed when it stops.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dirs = ctl.token_dirs();
+        assert_eq!(dirs.len(), 1, "one token directory: {dirs:?}");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dirs[0]), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&dirs[0])
+            .expect("token dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(mode(&files[0]), 0o600);
+    }
+    let tmp = ctl.stop().await;
+    assert!(
+        token_dirs(tmp.path()).is_empty(),
+        "token files removed on shutdown"
+    );
 }
 
 /// Reconciles read stores and namespace labels from watch caches: once
