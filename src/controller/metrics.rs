@@ -68,11 +68,32 @@ struct Tracked {
     live: Vec<Arc<Counters>>,
 }
 
+impl Tracked {
+    /// Folds counters nobody else holds into the base: they can no longer
+    /// change.
+    fn fold(&mut self) {
+        let (gone, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|c| Arc::strong_count(c) == 1);
+        self.live = live;
+        for c in gone {
+            self.calls += c.calls.load(Ordering::Relaxed);
+            self.cache_hits += c.cache_hits.load(Ordering::Relaxed);
+            self.coalesced += c.coalesced.load(Ordering::Relaxed);
+            for (reason, n) in lock(&c.errors).iter() {
+                *self.errors.entry(reason).or_default() += n;
+            }
+        }
+    }
+}
+
 impl StoreCounters {
     /// Counts `counters` (a new connection's) under the store `label`.
     pub fn track(&self, label: &str, counters: Arc<Counters>) {
         let mut m = lock(&self.stores);
         let t = m.entry(label.to_owned()).or_default();
+        // Fold here too, so reconnects without scrapes do not pile up.
+        t.fold();
         if !t.live.iter().any(|c| Arc::ptr_eq(c, &counters)) {
             t.live.push(counters);
         }
@@ -103,19 +124,7 @@ impl StoreCounters {
         let mut m = lock(&self.stores);
         let mut out = Vec::with_capacity(m.len());
         for (label, t) in m.iter_mut() {
-            // Fold counters nobody else holds: they can no longer change.
-            let (gone, live): (Vec<_>, Vec<_>) = std::mem::take(&mut t.live)
-                .into_iter()
-                .partition(|c| Arc::strong_count(c) == 1);
-            t.live = live;
-            for c in gone {
-                t.calls += c.calls.load(Ordering::Relaxed);
-                t.cache_hits += c.cache_hits.load(Ordering::Relaxed);
-                t.coalesced += c.coalesced.load(Ordering::Relaxed);
-                for (reason, n) in lock(&c.errors).iter() {
-                    *t.errors.entry(reason).or_default() += n;
-                }
-            }
+            t.fold();
             let sum = Counters::default();
             sum.calls.store(t.calls, Ordering::Relaxed);
             sum.cache_hits.store(t.cache_hits, Ordering::Relaxed);
@@ -430,5 +439,13 @@ mod tests {
         second.calls.fetch_add(1, Ordering::Relaxed);
         drop(second);
         assert_eq!(calls(&reg), 7);
+        // Many reconnects without a scrape keep only live counters.
+        for _ in 0..100 {
+            let c = Arc::new(Counters::default());
+            c.calls.fetch_add(1, Ordering::Relaxed);
+            reg.track("ns/s", Arc::clone(&c));
+        }
+        assert!(lock(&reg.stores)["ns/s"].live.len() <= 1);
+        assert_eq!(calls(&reg), 107);
     }
 }
