@@ -20,7 +20,19 @@
 //! ServiceAccount token we minted is half-way to expiry. Every provider is
 //! wrapped in [`Frugal`] with the store's `limits`, so all `ExternalSecret`s
 //! of a store share one cache, one rate limit and one concurrency cap, and
-//! the per-store counters feed `/metrics`.
+//! the per-store counters feed `/metrics` through a registry
+//! ([`StoreCounters`]) that outlives connections, so they never go down.
+//!
+//! Which store an object names is read from watch caches, not the
+//! apiserver: the store reconcilers' own reflector caches and a
+//! metadata-only Namespace cache (for label-selector admission). A cache
+//! that has not listed yet, or a miss (a store created a moment ago), costs
+//! one GET, so a missing store is reported only when the apiserver agrees.
+//!
+//! AWS web identity gets its token the way Vault Kubernetes auth does
+//! (TokenRequest for the store's ServiceAccount); the SDK reads web identity
+//! tokens from a file, so it is written to a private per-`Stores` directory
+//! that is removed with it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
