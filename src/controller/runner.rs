@@ -290,7 +290,11 @@ async fn term(
             None
         }
     };
-    let stores = Arc::new(Stores::new(client.clone(), config.cache_ttl));
+    // Backend counters live in the process-wide metrics, not the term.
+    let stores = Arc::new(
+        Stores::new(client.clone(), config.cache_ttl)
+            .with_counters(shared.metrics.store_counters()),
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         Arc::clone(&stores),
@@ -337,6 +341,8 @@ fn reconcilers(
         )
         .with_stores(Arc::clone(&stores)),
     );
+    // Store and namespace lookups of every reconcile come from watch caches.
+    let ns_cache = stores::run_namespace_cache(Arc::clone(&stores), wait_true(stop.clone()));
     let store_ctx = Arc::new(StoreContext::new(
         client.clone(),
         stores,
@@ -345,6 +351,7 @@ fn reconcilers(
     let ns = config.namespace.clone();
     let n = config.concurrency;
     vec![
+        ns_cache.boxed(),
         stores::run_secret_stores(Arc::clone(&store_ctx), ns.clone(), wait_true(stop.clone()))
             .boxed(),
         stores::run_cluster_stores(store_ctx, wait_true(stop.clone())).boxed(),

@@ -35,10 +35,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
+use super::api::SecretStoreRef;
 use super::api::SopsSecret;
-use super::api::{ClusterSecretStore, SecretStore, SecretStoreRef, StoreKind};
 use super::status::{self, ready};
-use super::stores::{StoreError, StoreObject, Stores};
+use super::stores::{StoreError, Stores};
 use crate::providers::ProviderError;
 use crate::providers::sops_keys::{prefetch_kms, prefetch_transit};
 use crate::secret::{ExposeSecret, SecretBytes};
@@ -392,7 +392,7 @@ async fn load_keyring(
             .stores
             .as_ref()
             .ok_or(SopsSecretError::UnsupportedKeySource)?;
-        match store_keys(obj, &ctx.client, stores, store_ref, ns).await {
+        match store_keys(obj, stores, store_ref, ns).await {
             Ok(backend) => keyring = keyring.with(backend),
             // With age keys too, a failing store is not fatal: the file
             // may open with age alone (decryption reports it if not).
@@ -428,7 +428,6 @@ fn source(obj: &SopsSecret) -> Result<(&[u8], Format), SopsSecretError> {
 /// then unwraps the file's Transit or KMS data keys with that store.
 async fn store_keys(
     obj: &SopsSecret,
-    client: &Client,
     stores: &Stores,
     store_ref: &SecretStoreRef,
     ns: &str,
@@ -436,45 +435,9 @@ async fn store_keys(
     let (bytes, format) = source(obj)?;
     let (_, metadata) = crate::sops::load_encrypted(bytes, format)
         .map_err(|e| SopsSecretError::Decrypt(SecretDataError::Sops(e)))?;
-    let client = client.clone();
-    let store = match store_ref.effective_kind() {
-        StoreKind::SecretStore => {
-            let api: Api<SecretStore> = Api::namespaced(client, ns);
-            match api
-                .get_opt(&store_ref.name)
-                .await
-                .map_err(StoreError::from)?
-            {
-                Some(s) => StoreObject::from_namespaced(&s),
-                None => {
-                    return Err(StoreError::NotFound {
-                        kind: StoreKind::SecretStore,
-                        name: store_ref.name.clone(),
-                        namespace: Some(ns.to_owned()),
-                    }
-                    .into());
-                }
-            }
-        }
-        StoreKind::ClusterSecretStore => {
-            let api: Api<ClusterSecretStore> = Api::all(client);
-            match api
-                .get_opt(&store_ref.name)
-                .await
-                .map_err(StoreError::from)?
-            {
-                Some(s) => StoreObject::from_cluster(&s),
-                None => {
-                    return Err(StoreError::NotFound {
-                        kind: StoreKind::ClusterSecretStore,
-                        name: store_ref.name.clone(),
-                        namespace: None,
-                    }
-                    .into());
-                }
-            }
-        }
-    };
+    let store = stores
+        .resolve(store_ref.effective_kind(), ns, &store_ref.name)
+        .await?;
     // The "remote keys" a sops file reads are its master keys.
     let keys: Vec<String> = metadata
         .key_groups

@@ -20,21 +20,35 @@
 //! ServiceAccount token we minted is half-way to expiry. Every provider is
 //! wrapped in [`Frugal`] with the store's `limits`, so all `ExternalSecret`s
 //! of a store share one cache, one rate limit and one concurrency cap, and
-//! the per-store counters feed `/metrics`.
+//! the per-store counters feed `/metrics` through a registry
+//! ([`StoreCounters`]) that outlives connections, so they never go down.
+//!
+//! Which store an object names is read from watch caches, not the
+//! apiserver: the store reconcilers' own reflector caches and a
+//! metadata-only Namespace cache (for label-selector admission). A cache
+//! that has not listed yet, or a miss (a store created a moment ago), costs
+//! one GET, so a missing store is reported only when the apiserver agrees.
+//!
+//! AWS web identity gets its token the way Vault Kubernetes auth does
+//! (TokenRequest for the store's ServiceAccount); the SDK reads web identity
+//! tokens from a file, so it is written to a private per-`Stores` directory
+//! that is removed with it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::api::{
@@ -42,6 +56,7 @@ use super::api::{
     SecretKeySelector, SecretStore, SecretStoreStatus, ServiceAccountSelector, StoreKind,
     StoreLimits, StoreProvider,
 };
+use super::metrics::StoreCounters;
 use super::status::{self, ready};
 use crate::providers::aws::{AwsAuth, AwsConfig, ParameterStoreProvider, SecretsManagerProvider};
 use crate::providers::cache::{Counters, Frugal, FrugalConfig};
@@ -326,9 +341,66 @@ pub struct Stores {
     client: Client,
     cache_ttl: Duration,
     ca_dir: PathBuf,
+    /// Minted ServiceAccount tokens for AWS web identity (see
+    /// [`Stores::token_file`]).
+    token_dir: PathBuf,
     entries: Mutex<HashMap<CacheKey, Cached>>,
     /// Serialises connects so a burst of reconciles logs in once per store.
     connecting: tokio::sync::Mutex<()>,
+    /// Watch caches of stores and namespaces, once their watchers run.
+    caches: Caches,
+    /// Backend counters per store that survive reconnects (and, when
+    /// shared through [`Stores::with_counters`], leadership terms).
+    counters: Arc<StoreCounters>,
+}
+
+impl Drop for Stores {
+    fn drop(&mut self) {
+        // Minted tokens must not outlive the term that minted them.
+        let _ = std::fs::remove_dir_all(&self.token_dir);
+    }
+}
+
+/// Numbers each [`Stores`] so every one has its own token directory.
+static NEXT_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The STS session name of a store (`[\w+=,.@-]{2,64}`): shows in
+/// CloudTrail which store assumed the role.
+fn session_name(store: &StoreObject) -> String {
+    let mut s: String = format!("sealgate-{}", store.label())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    s.truncate(64);
+    s
+}
+
+/// Shared reflector stores: the store reconcilers' own caches and a
+/// metadata-only namespace cache, so a reconcile reads no store or
+/// namespace from the apiserver. Empty until attached (then a GET).
+#[derive(Default)]
+struct Caches {
+    secret_stores: Mutex<Option<reflector::Store<SecretStore>>>,
+    cluster_stores: Mutex<Option<reflector::Store<ClusterSecretStore>>>,
+    namespaces: Mutex<Option<reflector::Store<PartialObjectMeta<Namespace>>>>,
+}
+
+/// The cached object, when a synced cache has it. A cache that has not
+/// finished its first list answers nothing (a miss must not mean NotFound).
+fn cache_get<K>(slot: &Mutex<Option<reflector::Store<K>>>, key: &ObjectRef<K>) -> Option<Arc<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let store = lock(slot).clone()?;
+    store.wait_until_ready().now_or_never()?.ok()?;
+    store.get(key)
 }
 
 impl Stores {
@@ -339,20 +411,30 @@ impl Stores {
             client,
             cache_ttl,
             ca_dir: std::env::temp_dir().join(format!("sealgate-ca-{}", std::process::id())),
+            token_dir: std::env::temp_dir().join(format!(
+                "sealgate-tokens-{}-{}",
+                std::process::id(),
+                NEXT_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
             entries: Mutex::new(HashMap::new()),
             connecting: tokio::sync::Mutex::new(()),
+            caches: Caches::default(),
+            counters: Arc::new(StoreCounters::default()),
         }
     }
 
-    /// Per-store counters of every connected store, for `/metrics`.
+    /// Counts backend calls in `counters` (the process-wide registry of
+    /// [`Metrics`](super::metrics::Metrics)), so `/metrics` stays monotonic
+    /// across reconnects and leadership terms.
+    pub fn with_counters(mut self, counters: Arc<StoreCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// Per-store backend counters (every store connected since the
+    /// registry was created, summed over reconnects), for `/metrics`.
     pub fn counters(&self) -> Vec<(String, Arc<Counters>)> {
-        let entries = lock(&self.entries);
-        let mut out: Vec<_> = entries
-            .values()
-            .map(|c| (c.handle.label.clone(), c.handle.counters()))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        self.counters.totals()
     }
 
     /// Forgets a store's connection (deleted store, or a rejected login).
@@ -368,37 +450,94 @@ impl Stores {
     ) -> Result<(StoreObject, Arc<StoreHandle>), StoreError> {
         let ns = es.namespace().unwrap_or_default();
         let r = &es.spec.secret_store_ref;
-        let store = match r.effective_kind() {
-            StoreKind::SecretStore => {
-                let api: Api<SecretStore> = Api::namespaced(self.client.clone(), &ns);
-                match api.get_opt(&r.name).await? {
-                    Some(s) => StoreObject::from_namespaced(&s),
-                    None => {
-                        return Err(StoreError::NotFound {
-                            kind: StoreKind::SecretStore,
-                            name: r.name.clone(),
-                            namespace: Some(ns),
-                        });
-                    }
-                }
-            }
-            StoreKind::ClusterSecretStore => {
-                let api: Api<ClusterSecretStore> = Api::all(self.client.clone());
-                match api.get_opt(&r.name).await? {
-                    Some(s) => StoreObject::from_cluster(&s),
-                    None => {
-                        return Err(StoreError::NotFound {
-                            kind: StoreKind::ClusterSecretStore,
-                            name: r.name.clone(),
-                            namespace: None,
-                        });
-                    }
-                }
-            }
-        };
+        let store = self.resolve(r.effective_kind(), &ns, &r.name).await?;
         self.admit(&store, &ns, &remote_keys(es)).await?;
         let handle = self.get(&store).await?;
         Ok((store, handle))
+    }
+
+    /// The store of `kind` named `name` (a SecretStore in `ns`): from the
+    /// shared watch cache when it has it, else one GET (the cache is not
+    /// synced yet, or the store was created a moment ago).
+    pub async fn resolve(
+        &self,
+        kind: StoreKind,
+        ns: &str,
+        name: &str,
+    ) -> Result<StoreObject, StoreError> {
+        let not_found = || StoreError::NotFound {
+            kind,
+            name: name.to_owned(),
+            namespace: (kind == StoreKind::SecretStore).then(|| ns.to_owned()),
+        };
+        match kind {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(name).within(ns);
+                if let Some(s) = cache_get(&self.caches.secret_stores, &key) {
+                    self.counters.lookup(true);
+                    return Ok(StoreObject::from_namespaced(&s));
+                }
+                self.counters.lookup(false);
+                let api: Api<SecretStore> = Api::namespaced(self.client.clone(), ns);
+                api.get_opt(name)
+                    .await?
+                    .map(|s| StoreObject::from_namespaced(&s))
+                    .ok_or_else(not_found)
+            }
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(name);
+                if let Some(s) = cache_get(&self.caches.cluster_stores, &key) {
+                    self.counters.lookup(true);
+                    return Ok(StoreObject::from_cluster(&s));
+                }
+                self.counters.lookup(false);
+                let api: Api<ClusterSecretStore> = Api::all(self.client.clone());
+                api.get_opt(name)
+                    .await?
+                    .map(|s| StoreObject::from_cluster(&s))
+                    .ok_or_else(not_found)
+            }
+        }
+    }
+
+    /// A namespace's labels: from the namespace metadata cache, else one
+    /// metadata GET (a missing namespace has no labels).
+    async fn namespace_labels(&self, ns: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let key = ObjectRef::<PartialObjectMeta<Namespace>>::new(ns);
+        if let Some(m) = cache_get(&self.caches.namespaces, &key) {
+            self.counters.lookup(true);
+            return Ok(m.metadata.labels.clone().unwrap_or_default());
+        }
+        self.counters.lookup(false);
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        Ok(api
+            .get_metadata_opt(ns)
+            .await?
+            .and_then(|m| m.metadata.labels)
+            .unwrap_or_default())
+    }
+
+    /// Store and namespace lookups so far: `(answered from the watch
+    /// caches, fell back to a GET)`. Tests and benchmarks use it to prove
+    /// reconciles do not read stores from the apiserver.
+    pub fn lookups(&self) -> (u64, u64) {
+        self.counters.lookups()
+    }
+
+    /// Serves SecretStore lookups from `store` (the SecretStore
+    /// reconciler's own reflector: no second watch).
+    pub fn attach_secret_stores(&self, store: reflector::Store<SecretStore>) {
+        *lock(&self.caches.secret_stores) = Some(store);
+    }
+
+    /// Serves ClusterSecretStore lookups from `store`.
+    pub fn attach_cluster_stores(&self, store: reflector::Store<ClusterSecretStore>) {
+        *lock(&self.caches.cluster_stores) = Some(store);
+    }
+
+    /// Serves namespace-label lookups (label-selector admission) from `store`.
+    pub fn attach_namespaces(&self, store: reflector::Store<PartialObjectMeta<Namespace>>) {
+        *lock(&self.caches.namespaces) = Some(store);
     }
 
     /// Multi-tenancy: may namespace `ns` read `keys` through `store`?
@@ -432,13 +571,7 @@ impl Stores {
                         None => false,
                         Some(sel) => {
                             if labels.is_none() {
-                                let api: Api<Namespace> = Api::all(self.client.clone());
-                                labels = Some(
-                                    api.get_metadata_opt(ns)
-                                        .await?
-                                        .map(|m| m.metadata.labels.unwrap_or_default())
-                                        .unwrap_or_default(),
-                                );
+                                labels = Some(self.namespace_labels(ns).await?);
                             }
                             selector_matches(sel, labels.as_ref().unwrap_or(&BTreeMap::new()))
                         }
@@ -505,6 +638,7 @@ impl Stores {
         let (handle, used) = self.connect(store).await?;
         let fingerprint = fingerprint_of(store, &used.secrets);
         let handle = Arc::new(handle);
+        self.counters.track(&handle.label, handle.counters());
         lock(&self.entries).insert(
             store.key(),
             Cached {
@@ -844,11 +978,21 @@ impl Stores {
                                 None => None,
                             },
                         },
-                        (None, Some(_)) => {
-                            return Err(store.invalid(
-                                "spec.provider.aws.auth.jwt",
-                                "AWS web identity from a ServiceAccount token is not supported by the controller yet; use auth.secretRef",
-                            ));
+                        (None, Some(j)) => {
+                            let field = "auth.jwt.serviceAccountRef";
+                            let token = self
+                                .service_account_token(
+                                    store,
+                                    &j.service_account_ref,
+                                    field,
+                                    &mut used,
+                                )
+                                .await?;
+                            AwsAuth::WebIdentity {
+                                token_file: self.token_file(store, &token)?,
+                                role_arn: j.role_arn.clone(),
+                                session_name: session_name(store),
+                            }
                         }
                         _ => {
                             return Err(store.invalid(
@@ -894,6 +1038,53 @@ impl Stores {
             }
             _ => Err(store.invalid("spec.provider", "set exactly one of vault, aws")),
         }
+    }
+
+    /// Writes a minted ServiceAccount token to this process's private token
+    /// directory (0700, file 0600), because the AWS SDK's web identity
+    /// provider reads the token from a file. One file per store, replaced
+    /// atomically on every reconnect; the SDK re-reads it whenever it
+    /// refreshes the STS credentials, so a connection built earlier also
+    /// picks up the fresh token. Removed when the [`Stores`] is dropped.
+    fn token_file(&self, store: &StoreObject, token: &SecretString) -> Result<PathBuf, StoreError> {
+        use sha2::Digest as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let io = |e: std::io::Error| StoreError::Credential {
+            store: store.label(),
+            what: format!(
+                "ServiceAccount token file under {}",
+                self.token_dir.display()
+            ),
+            reason: e.to_string(),
+        };
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.token_dir)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        let (kind, ns, name) = store.key();
+        let name_hash: String = sha2::Sha256::digest(format!("{kind}/{ns}/{name}").as_bytes())
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let path = self.token_dir.join(format!("{name_hash}.jwt"));
+        let tmp = self.token_dir.join(format!("{name_hash}.jwt.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(token.expose_secret().as_bytes()).map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
     }
 
     /// Writes a store's CA bundle (base64 of PEM, or PEM) to a file named by
@@ -1093,7 +1284,9 @@ pub async fn run_secret_stores(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.stores.attach_secret_stores(controller.store());
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             |s: Arc<SecretStore>, ctx: Arc<StoreContext>| async move {
@@ -1115,7 +1308,9 @@ pub async fn run_cluster_stores(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ClusterSecretStore> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.stores.attach_cluster_stores(controller.store());
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             |s: Arc<ClusterSecretStore>, ctx: Arc<StoreContext>| async move {
@@ -1128,6 +1323,36 @@ pub async fn run_cluster_stores(
         )
         .for_each(|_| async {})
         .await;
+}
+
+/// Keeps a metadata-only cache of namespaces (labels, for ClusterSecretStore
+/// label-selector admission) in `stores` until `shutdown` resolves.
+/// `managedFields` and annotations are dropped: only labels are used.
+/// Without the right to list namespaces the watch keeps retrying with
+/// backoff and admission falls back to one GET per lookup.
+pub async fn run_namespace_cache(
+    stores: Arc<Stores>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(stores.client.clone());
+    let (reader, writer) = reflector::store();
+    stores.attach_namespaces(reader);
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|m| {
+            m.metadata.managed_fields = None;
+            m.metadata.annotations = None;
+        })
+        .reflect(writer)
+        .for_each(|e| async move {
+            if let Err(e) = e {
+                tracing::debug!(error = %e, "namespace watch failed; retrying");
+            }
+        });
+    tokio::select! {
+        () = watch => {}
+        () = shutdown => {}
+    }
 }
 
 /// Connects (a real login), and records the outcome as `Ready`.
@@ -1211,6 +1436,28 @@ mod tests {
         assert!(!key_allowed("team-b/db", &prefixes));
         assert!(!key_allowed("team-a/../team-b/db", &prefixes));
         assert!(!key_allowed("", &prefixes), "an unbounded find is refused");
+    }
+
+    #[test]
+    fn sts_session_names_are_valid() {
+        let mut store = StoreObject {
+            kind: StoreKind::SecretStore,
+            namespace: Some("team-a".into()),
+            name: "aws".into(),
+            uid: String::new(),
+            generation: 1,
+            provider: serde_json::from_value(serde_json::json!({})).expect("provider"),
+            limits: None,
+            conditions: Vec::new(),
+        };
+        assert_eq!(session_name(&store), "sealgate-team-a.aws");
+        store.name = "x".repeat(300);
+        let long = session_name(&store);
+        assert_eq!(long.len(), 64);
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::support::cluster::TestCluster;
 use crate::support::moto::{Moto, REGION};
-use crate::support::openbao::OpenBao;
+use crate::support::openbao::{OpenBao, PersistentBao};
 
 const PLANTED: &str = "PLANTED-es-pw-7f3a91c2";
 const PLANTED2: &str = "PLANTED-es-pw2-2b8e44d0";
@@ -608,107 +608,33 @@ impl Drop for Binary {
     }
 }
 
-/// A TCP forwarder standing in front of OpenBao, so the test can take the
-/// backend away (connection refused, as when OpenBao is stopped) and bring
-/// it back on the same address without losing its data.
-struct Forwarder {
-    port: u16,
-    target: u16,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Forwarder {
-    async fn start(target: u16) -> Self {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        let mut f = Self {
-            port,
-            target,
-            stop: None,
-        };
-        f.serve(l);
-        f
-    }
-
-    fn serve(&mut self, l: tokio::net::TcpListener) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let target = self.target;
-        tokio::spawn(async move {
-            let mut stop = rx.clone();
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    acc = l.accept() => {
-                        let Ok((mut inbound, _)) = acc else { return };
-                        let mut stop = rx.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
-                                _ = stop.wait_for(|s| *s) => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        self.stop = Some(tx);
-    }
-
-    fn down(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(true);
-        }
-    }
-
-    async fn up(&mut self) {
-        let l = wait_for("re-bind forwarder", || async {
-            tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-                .await
-                .ok()
-        })
-        .await;
-        self.serve(l);
-    }
-}
-
-/// OpenBao unreachable: the Secret is kept, status says why; it recovers
-/// when OpenBao is back.
+/// OpenBao stopped (the real server process, file storage): the Secret is
+/// kept, status says why; after a restart (and unseal) it recovers.
 #[tokio::test(flavor = "current_thread")]
 async fn backend_outage_keeps_the_secret_and_recovers() {
     let cluster = TestCluster::get();
     let client = cluster.admin().await;
     crate::crds::install(&client).await;
     let ns = cluster.namespace("es-outage").await;
-    let bao = tokio::task::spawn_blocking(OpenBao::start)
+    let mut bao = tokio::task::spawn_blocking(PersistentBao::start)
         .await
         .expect("bao");
-    let bao_port: u16 = bao
-        .addr()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let mut fwd = Forwarder::start(bao_port).await;
-    kv_set(&bao, "svc", &[("password", "first")]).await;
+    let kv = |bao: &PersistentBao, v: &'static str| {
+        let c = bao.client();
+        async move {
+            vaultrs::kv2::set(&c, "secret", "svc", &BTreeMap::from([("password", v)]))
+                .await
+                .expect("kv2 set");
+        }
+    };
+    kv(&bao, "first").await;
     apply(
         &client,
         &ns,
         secret("bao-token", &[("token", bao.root_token())]),
     )
     .await;
-    apply(
-        &client,
-        &ns,
-        vault_store(
-            "bao",
-            &format!("http://127.0.0.1:{}", fwd.port),
-            "bao-token",
-        ),
-    )
-    .await;
+    apply(&client, &ns, vault_store("bao", &bao.addr(), "bao-token")).await;
     let ctl = Ctl::start(&client, &ns, &ns, "outage-test", false);
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(client.clone(), &ns);
@@ -741,7 +667,12 @@ async fn backend_outage_keeps_the_secret_and_recovers() {
     let before = wait_secret(&secrets, "svc", "Secret svc", |_| true).await;
     wait_ready(&es_api, "svc", "True", "SecretSynced").await;
 
-    fwd.down();
+    let mut bao = tokio::task::spawn_blocking(move || {
+        bao.stop();
+        bao
+    })
+    .await
+    .expect("stop bao");
     wait_ready(&es_api, "svc", "False", "BackendUnavailable").await;
     let during = secrets.get("svc").await.expect("Secret kept");
     assert_eq!(during.data, before.data, "content kept during the outage");
@@ -750,8 +681,18 @@ async fn backend_outage_keeps_the_secret_and_recovers() {
         before.metadata.resource_version
     );
 
-    kv_set(&bao, "svc", &[("password", "second")]).await;
-    fwd.up().await;
+    let bao = tokio::task::spawn_blocking(move || {
+        bao.restart();
+        bao
+    })
+    .await
+    .expect("restart bao");
+    // The data survived the restart; then the backend changes.
+    let kept: BTreeMap<String, String> = vaultrs::kv2::read(&bao.client(), "secret", "svc")
+        .await
+        .expect("kv2 read after restart");
+    assert_eq!(kept.get("password").map(String::as_str), Some("first"));
+    kv(&bao, "second").await;
     wait_ready(&es_api, "svc", "True", "SecretSynced").await;
     wait_secret(&secrets, "svc", "recovered value", |s| {
         value(s, "password").as_deref() == Some("second")

@@ -8,6 +8,7 @@ mod support;
 
 mod cli;
 mod cluster;
+mod controller_process;
 mod convert;
 mod corpus;
 mod crds;

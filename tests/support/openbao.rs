@@ -1,4 +1,5 @@
-//! An OpenBao dev server (in-memory storage, unsealed, KV v2 at `secret/`).
+//! An OpenBao dev server (in-memory storage, unsealed, KV v2 at `secret/`),
+//! and [`PersistentBao`]: a server with on-disk storage that survives restarts.
 
 use std::process::Command;
 use std::time::Duration;
@@ -173,6 +174,170 @@ impl OpenBao {
                 .env("HOME", self._dir.path()),
             None,
         );
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// An OpenBao server with persistent storage (not `-dev`; integrated raft
+/// storage in a temp dir, as OpenBao 2.x has no `file` backend), so it can be stopped
+/// and started again keeping its data: initialised with one unseal key
+/// share, unsealed, KV v2 at `secret/`. Tests of backend outages stop the
+/// real process, not a proxy in front of it.
+pub struct PersistentBao {
+    service: Option<Service>,
+    port: u16,
+    root_token: String,
+    unseal_key: String,
+    dir: TempDir,
+}
+
+impl PersistentBao {
+    /// Initialises, unseals and starts a fresh server on a random
+    /// loopback port.
+    pub fn start() -> Self {
+        start_with_retry("OpenBao (persistent)", || {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = free_port();
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("data dir");
+            // OpenBao 2.x has no `file` backend: integrated storage (raft,
+            // one node) in the temp dir is the persistent one.
+            let cluster_port = free_port();
+            std::fs::write(
+                dir.path().join("bao.hcl"),
+                format!(
+                    "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node1\"\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\n\
+                     api_addr = \"http://127.0.0.1:{port}\"\n\
+                     cluster_addr = \"http://127.0.0.1:{cluster_port}\"\n",
+                    data.display()
+                ),
+            )
+            .expect("write bao config");
+            let mut service = Self::spawn(dir.path());
+            // Any answer means it listens (501: not initialised yet).
+            service.wait_ready(Duration::from_secs(30), || {
+                http_get_status(port, "/v1/sys/health", |_| true)
+            })?;
+            let out = Self::cli_as(
+                dir.path(),
+                port,
+                None,
+                &[
+                    "operator",
+                    "init",
+                    "-key-shares=1",
+                    "-key-threshold=1",
+                    "-format=json",
+                ],
+            );
+            let init: serde_json::Value = serde_json::from_str(&out).expect("init JSON");
+            let unseal_key = init["unseal_keys_b64"][0]
+                .as_str()
+                .expect("unseal key")
+                .to_owned();
+            let root_token = init["root_token"].as_str().expect("root token").to_owned();
+            let mut bao = Self {
+                service: Some(service),
+                port,
+                root_token,
+                unseal_key,
+                dir,
+            };
+            bao.unseal()?;
+            bao.cli(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+            Ok(bao)
+        })
+    }
+
+    fn spawn(dir: &std::path::Path) -> Service {
+        let mut cmd = Command::new(tools::bao());
+        cmd.arg("server")
+            .arg(format!("-config={}", dir.join("bao.hcl").display()))
+            .env("HOME", dir)
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_TOKEN");
+        Service::spawn("OpenBao", cmd, &dir.join("bao.log"), Signal::SIGTERM)
+    }
+
+    /// Unseals with the single key share and waits until the server is
+    /// active (`sys/health` 200).
+    fn unseal(&mut self) -> Result<(), String> {
+        let port = self.port;
+        Self::cli_as(
+            self.dir.path(),
+            port,
+            None,
+            &["operator", "unseal", &self.unseal_key],
+        );
+        let service = self.service.as_mut().expect("running");
+        service.wait_ready(Duration::from_secs(30), || {
+            http_get_status(port, "/v1/sys/health", |c| c == 200)
+        })
+    }
+
+    /// Stops the server process (SIGTERM, waiting for it to exit); its
+    /// port then refuses connections. Blocking: call from
+    /// `spawn_blocking` in async tests.
+    pub fn stop(&mut self) {
+        // Service's Drop stops the process and waits for it.
+        self.service.take();
+    }
+
+    /// Starts the server again on the same port and data, and unseals it.
+    /// Blocking, like [`PersistentBao::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.service.is_none(), "stop() before restart()");
+        let port = self.port;
+        let mut service = Self::spawn(self.dir.path());
+        service
+            .wait_ready(Duration::from_secs(30), || {
+                http_get_status(port, "/v1/sys/health", |_| true)
+            })
+            .unwrap_or_else(|e| panic!("OpenBao did not come back: {e}"));
+        self.service = Some(service);
+        self.unseal()
+            .unwrap_or_else(|e| panic!("OpenBao did not unseal: {e}"));
+    }
+
+    /// `http://127.0.0.1:PORT` (the same across restarts).
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The root token from `operator init`.
+    pub fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// A `vaultrs` client authenticated with the root token.
+    pub fn client(&self) -> VaultClient {
+        let settings = VaultClientSettingsBuilder::default()
+            .address(self.addr())
+            .token(&self.root_token)
+            .build()
+            .expect("vault client settings");
+        VaultClient::new(settings).expect("vault client")
+    }
+
+    /// Runs the `bao` CLI with the root token.
+    pub fn cli(&self, args: &[&str]) -> String {
+        Self::cli_as(self.dir.path(), self.port, Some(&self.root_token), args)
+    }
+
+    fn cli_as(dir: &std::path::Path, port: u16, token: Option<&str>, args: &[&str]) -> String {
+        let mut cmd = Command::new(tools::bao());
+        cmd.args(args)
+            .env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
+            .env("HOME", dir)
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_TOKEN");
+        if let Some(t) = token {
+            cmd.env("BAO_TOKEN", t);
+        }
+        let out = tools::run_ok(&mut cmd, None);
         String::from_utf8_lossy(&out).into_owned()
     }
 }
