@@ -741,9 +741,26 @@ impl SshSession {
             || lower.contains("remote host identification has changed")
             || lower.contains("host key is known for")
         {
+            // ssh's banner is long; keep the verdict and the fingerprint
+            // the server presented (the temp known_hosts path means nothing
+            // to the reader).
+            let mut detail: Vec<String> = stderr
+                .split(" / ")
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.contains("host key")
+                        && !l.contains("known_hosts")
+                        && !l.contains("add correct")
+                        && !l.contains("possible")
+                })
+                .map(str::to_owned)
+                .collect();
+            if let Some(fp) = stderr.split(" / ").find(|l| l.starts_with("SHA256:")) {
+                detail.insert(0, format!("server key {}", fp.trim_end_matches('.')));
+            }
             return SourceError::HostKeyRejected {
                 url: self.url.clone(),
-                detail: stderr,
+                detail: detail.join("; "),
             };
         }
         if lower.contains("permission denied") {
