@@ -806,14 +806,21 @@ async fn sync_once_cli_applies_and_diff_writes_nothing() {
 
 /// The benchmark behind `bench/sync.sh` (ignored in normal runs): 1,000
 /// ConfigMaps in 50 files; first sync, a no-change reconcile, and a
-/// one-object change. Prints one JSON line per phase with the API calls the
-/// loop made (counted at its call sites) and the wall time.
+/// one-object change. Prints one JSON line per phase with the wall time,
+/// the API calls the loop counted at its call sites (`apiCalls`) and the
+/// requests the apiserver's audit log recorded for the sync's own user
+/// (`audit`: by verb, dry-run patches apart, and by verb+resource). Runs on
+/// the audited control plane (`TestCluster::audited`) with its own client
+/// certificate user, so the harness's admin requests are not counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run through bench/sync.sh"]
 async fn bench_1000_objects_in_50_files() {
-    let cluster = TestCluster::get();
+    const SYNC_USER: &str = "sealgate-bench-sync";
+    let cluster = TestCluster::audited();
+    let audit = cluster.audit_log().expect("audited control plane");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(cluster, tmp.path()).await;
+    h.ctx.client = cluster.client_as(SYNC_USER, &["system:masters"]).await;
     h.ctx.force = false;
     let ns = cluster.namespace("gitops-bench").await;
     let repo = Repo::new(tmp.path());
@@ -832,30 +839,51 @@ async fn bench_1000_objects_in_50_files() {
     write_all(None);
     repo.commit("1000 objects");
     let gs = gitsync(&ns, &repo.url(), json!({}));
-    let phase = |name: &str, r: &SyncReport, t: std::time::Duration| {
+    let admin = h.client.clone();
+    let phase = async |name: &str,
+                       r: &SyncReport,
+                       t: std::time::Duration,
+                       mark: crate::support::cluster::AuditMark| {
         assert!(r.ok, "{name}: {} {}", r.reason, r.message);
+        let by_verb = audit.count_by_verb(&admin, mark, SYNC_USER).await;
+        let by_resource = audit
+            .count_by_verb_and_resource(&admin, mark, SYNC_USER)
+            .await;
         println!(
             "{}",
             json!({"phase": name, "seconds": t.as_secs_f64(), "objects": r.plan.len(),
-                   "applied": r.applied.len(), "apiCalls": r.api_calls})
+                   "applied": r.applied.len(), "apiCalls": r.api_calls,
+                   "audit": {"byVerb": by_verb, "byVerbResource": by_resource}})
         );
+        by_verb
     };
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("first-sync", &r, t.elapsed());
+    phase("first-sync", &r, t.elapsed(), mark).await;
     assert_eq!(r.applied.len(), 1000);
     // No-change: force the full drift check (not the same-commit shortcut).
     h.ctx.force = true;
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("no-change", &r, t.elapsed());
+    let calls = phase("no-change", &r, t.elapsed(), mark).await;
     assert!(r.applied.is_empty());
+    for write in ["create", "update", "patch", "delete"] {
+        assert_eq!(
+            calls.get(write),
+            None,
+            "no-change reconcile wrote ({write}): {calls:?}"
+        );
+    }
     write_all(Some(417));
     repo.commit("one change");
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("one-change", &r, t.elapsed());
+    let calls = phase("one-change", &r, t.elapsed(), mark).await;
     assert_eq!(r.applied.len(), 1);
+    assert_eq!(calls.get("patch"), Some(&1), "one apply: {calls:?}");
 }
 
 /// The GitSync controller entry point: a GitSync resource is reconciled,
