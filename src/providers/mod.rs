@@ -272,6 +272,19 @@ pub trait Provider: Send + Sync {
     /// Fetches one reference.
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError>;
 
+    /// Fetches one reference, accepting a copy read at or after
+    /// `not_before`. A refresh only needs data as new as the moment it came
+    /// due, so every `ExternalSecret` due at the same moment can share one
+    /// backend read; a plain backend has no copies and simply reads.
+    async fn fetch_since(
+        &self,
+        reference: &Reference,
+        not_before: std::time::SystemTime,
+    ) -> Result<Fetched, ProviderError> {
+        let _ = not_before;
+        self.fetch(reference).await
+    }
+
     /// Every secret matching `query`, by name (for `dataFrom.find`).
     async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
         let _ = query;
