@@ -289,14 +289,21 @@ pub const MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 /// Checks the URL scheme before any network or process activity.
 pub fn check_url(url: &str) -> Result<(), SourceError> {
     let bad = |reason: &str| SourceError::UnsupportedUrl {
-        url: url.to_owned(),
+        url: redact_url(url),
         reason: reason.to_owned(),
     };
     if url.starts_with("https://") || url.starts_with("file://") {
         return Ok(());
     }
     if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
+        // The host is after any `user:password@` and before the port.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = if host_port.starts_with('[') {
+            host_port.split_inclusive(']').next().unwrap_or("")
+        } else {
+            host_port.split(':').next().unwrap_or("")
+        };
         return if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
             Ok(())
         } else {
@@ -411,7 +418,7 @@ pub fn fetch_with(
         None
     };
     let git_err = |step: &'static str| {
-        let url = url.to_owned();
+        let url = redact_url(url);
         move |e: gix::Error| SourceError::Git {
             url: url.clone(),
             step,
@@ -421,18 +428,18 @@ pub fn fetch_with(
     let dir = cache_dir_for(cache_root, url);
     let repo = if dir.join("HEAD").exists() {
         gix::open(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "opening the cache",
             reason: e.to_string(),
         })?
     } else {
         std::fs::create_dir_all(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "creating the cache",
             reason: e.to_string(),
         })?;
         gix::init_bare(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "creating the cache",
             reason: e.to_string(),
         })?
@@ -464,7 +471,7 @@ pub fn fetch_with(
                 false,
             )
             .map_err(|e| SourceError::Git {
-                url: url.to_owned(),
+                url: redact_url(url),
                 step: "preparing ssh",
                 reason: chain(&e),
             })?;
@@ -512,7 +519,7 @@ pub fn fetch_with(
         })?;
     let commit_id = match &git_ref.commit {
         Some(c) => gix::ObjectId::from_hex(c.as_bytes()).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "parsing the commit id",
             reason: e.to_string(),
         })?,
@@ -528,7 +535,7 @@ pub fn fetch_with(
                 .iter()
                 .find(|m| m.remote.as_name().is_some_and(|n| n == wanted.as_str()))
                 .ok_or_else(|| SourceError::RefNotFound {
-                    url: url.to_owned(),
+                    url: redact_url(url),
                     what: what.clone(),
                 })?;
             let id = match &mapping.remote {
@@ -540,7 +547,7 @@ pub fn fetch_with(
             };
             id.map(ToOwned::to_owned)
                 .ok_or_else(|| SourceError::RefNotFound {
-                    url: url.to_owned(),
+                    url: redact_url(url),
                     what: what.clone(),
                 })?
         }
@@ -554,12 +561,12 @@ pub fn fetch_with(
             .map_err(|e| {
                 if git_ref.commit.is_some() {
                     SourceError::RefNotFound {
-                        url: url.to_owned(),
+                        url: redact_url(url),
                         what: format!("{what} ({e})"),
                     }
                 } else {
                     let err = SourceError::Git {
-                        url: url.to_owned(),
+                        url: redact_url(url),
                         step: "fetching",
                         reason: e.to_string(),
                     };
@@ -574,14 +581,14 @@ pub fn fetch_with(
     }
     // Re-open so objects from the new pack are visible.
     let repo = gix::open(&dir).map_err(|e| SourceError::Git {
-        url: url.to_owned(),
+        url: redact_url(url),
         step: "opening the cache",
         reason: e.to_string(),
     })?;
     let commit = repo
         .find_commit(commit_id)
         .map_err(|_| SourceError::RefNotFound {
-            url: url.to_owned(),
+            url: redact_url(url),
             what: what.clone(),
         })?;
     let tree = commit.tree().map_err(git_err("reading the tree"))?;
@@ -924,6 +931,8 @@ mod tests {
         assert!(check_url("file:///tmp/r").is_ok());
         assert!(check_url("http://127.0.0.1:8080/r.git").is_ok());
         assert!(check_url("http://example.invalid/r.git").is_err());
+        assert!(check_url("http://127.0.0.1:x@example.invalid/r.git").is_err());
+        assert!(check_url("http://[::1]:8080/r.git").is_ok());
         assert!(check_url("ssh://git@example.invalid/r.git").is_ok());
         assert!(check_url("ssh://git@example.invalid:2222/r.git").is_ok());
         assert!(check_url("git@example.invalid:org/r.git").is_ok());
@@ -970,6 +979,27 @@ mod tests {
         let e =
             fetch(url, &GitRef::default(), &Credentials::default(), &tmp, "").expect_err("no key");
         assert!(e.to_string().contains("identity"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the URL, checking it never panics, and a password in
+        /// it never reaches the message.
+        #[test]
+        fn url_messages_never_carry_the_password(
+            scheme in proptest::sample::select(vec!["ssh://", "https://", "http://", ""]),
+            user in "[a-z]{1,8}",
+            host in "[a-z0-9.]{1,12}",
+            path in "[a-zA-Z0-9/._:-]{0,20}",
+        ) {
+            let pw = "PLANTEDpw9";
+            let sep = if scheme.is_empty() { ":" } else { "/" };
+            let url = format!("{scheme}{user}:{pw}@{host}{sep}{path}");
+            proptest::prop_assert!(!redact_url(&url).contains(pw));
+            if let Err(e) = check_url(&url) {
+                proptest::prop_assert!(!e.to_string().contains(pw), "{}", e);
+            }
+            let _ = is_ssh(&path);
+        }
     }
 
     #[test]
