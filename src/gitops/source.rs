@@ -783,7 +783,7 @@ impl SshSession {
             SourceError::Git { url, step, reason } => SourceError::Git {
                 url,
                 step,
-                reason: format!("{reason} (ssh: {stderr})"),
+                reason: format!("{reason}; ssh said: {stderr}"),
             },
             other => other,
         }

@@ -156,6 +156,20 @@ fn fetch_over_ssh_checks_host_keys_and_never_leaks_the_key() {
     assert_no_key(&stranger, &format!("{e} {e:?}"), "the auth error");
     errors.push(format!("{e} {e:?}"));
 
+    // The scp-like form goes through the same pinned ssh command (it cannot
+    // name a port, so it reaches port 22: refused there, or — where a
+    // system sshd runs — a host key known_hosts does not pin).
+    let scp = format!("{}@127.0.0.1:{}", sshd.user(), repo.dir.display());
+    let e = source::fetch_with(&scp, &main_branch(), &none, Some(&good), &fresh, "deploy")
+        .map(|r| r.commit)
+        .expect_err("nothing on port 22 that known_hosts pins");
+    assert!(
+        matches!(e.metric_label(), "FetchFailed" | "HostKeyRejected"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&scp), "{e}");
+    errors.push(format!("{e} {e:?}"));
+
     // An ssh URL without ssh credentials is refused before any process.
     let e = source::fetch(&url, &main_branch(), &none, &fresh, "deploy")
         .map(|r| r.commit)
