@@ -86,6 +86,12 @@ impl Sshd {
         let me = User::from_uid(geteuid())
             .expect("look up the test user")
             .expect("the test user has a passwd entry");
+        let shell = me.shell.display().to_string();
+        assert!(
+            !shell.ends_with("nologin") && !shell.ends_with("false"),
+            "the test user {} has shell {shell}: sshd runs the remote git-upload-pack through it",
+            me.name
+        );
         if geteuid().is_root() && !Path::new("/run/sshd").is_dir() {
             std::fs::DirBuilder::new()
                 .mode(0o755)
