@@ -311,9 +311,163 @@ impl<P: Provider> Provider for Frugal<P> {
     ) -> Result<Fetched, ProviderError> {
         self.fetch_with(reference, Some(not_before)).await
     }
+
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        self.batch_with(refs, None).await
+    }
+
+    async fn fetch_batch_since(
+        &self,
+        refs: &[Reference],
+        not_before: SystemTime,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        self.batch_with(refs, Some(not_before)).await
+    }
 }
 
 impl<P: Provider> Frugal<P> {
+    /// Several references: cached copies and in-flight calls first, then
+    /// the rest through the backend's batch API (one rate-limit token and
+    /// one counted call per batch). A reference whose batch answer is a
+    /// retryable failure is retried on its own.
+    async fn batch_with(
+        &self,
+        refs: &[Reference],
+        not_before: Option<SystemTime>,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        let size = self.inner.batch_size();
+        if size <= 1 || refs.len() <= 1 {
+            let mut out = Vec::with_capacity(refs.len());
+            for r in refs {
+                out.push(self.fetch_with(r, not_before).await);
+            }
+            return out;
+        }
+        let mut out: Vec<Option<Result<Fetched, ProviderError>>> = vec![None; refs.len()];
+        let mut followers = Vec::new();
+        let mut leading: Vec<Reference> = Vec::new();
+        {
+            let mut inflight = lock(&self.inflight);
+            for (i, r) in refs.iter().enumerate() {
+                if let Some(f) = self.cached(r, not_before) {
+                    out[i] = Some(Ok(f));
+                } else if leading.contains(r) {
+                    // Answered by our own batch below.
+                } else if let Some(tx) = inflight.get(r) {
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    followers.push((i, tx.subscribe()));
+                } else {
+                    let (tx, _) = broadcast::channel(1);
+                    inflight.insert(r.clone(), tx);
+                    leading.push(r.clone());
+                }
+            }
+        }
+        // Guards first: if this future is dropped, followers are released.
+        let guards: Vec<Leader<'_>> = leading
+            .iter()
+            .map(|r| Leader {
+                inflight: &self.inflight,
+                key: Some(r.clone()),
+            })
+            .collect();
+        let mut answers: HashMap<Reference, Shared> = HashMap::new();
+        for chunk in leading.chunks(size) {
+            let started = SystemTime::now();
+            let got = self.call_batch(chunk).await;
+            for (r, a) in chunk.iter().zip(got) {
+                let a = match a {
+                    Err(e) if e.is_retryable() => self.call(r).await,
+                    other => other,
+                };
+                let shared = a.map(Arc::new);
+                if let Ok(f) = &shared
+                    && !self.config.max_age.is_zero()
+                {
+                    let entry = self.entry(Arc::clone(f), started);
+                    let mut cache = lock(&self.cache);
+                    self.sweep(&mut cache);
+                    cache.insert(r.clone(), entry);
+                }
+                answers.insert(r.clone(), shared);
+            }
+        }
+        for guard in guards {
+            let answer = guard
+                .key
+                .as_ref()
+                .and_then(|k| answers.get(k).cloned())
+                .unwrap_or_else(|| Err(self.internal("batch answer missing")));
+            guard.finish(answer);
+        }
+        for (i, r) in refs.iter().enumerate() {
+            if out[i].is_none()
+                && let Some(a) = answers.get(r)
+            {
+                out[i] = Some(a.clone().map(|f| (*f).clone()));
+            }
+        }
+        for (i, mut rx) in followers {
+            out[i] = Some(match rx.recv().await {
+                Ok(r) => r.map(|f| (*f).clone()),
+                Err(_) => self.call(&refs[i]).await,
+            });
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(self.internal("batch result unfilled"))))
+            .collect()
+    }
+
+    fn internal(&self, what: &str) -> ProviderError {
+        ProviderError::Unavailable {
+            store: self.inner.store().to_owned(),
+            detail: format!("internal: {what}"),
+        }
+    }
+
+    /// One batch call with the concurrency cap, rate limit and timeout;
+    /// failed answers are counted like single calls.
+    async fn call_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        let answers = match self.permits.acquire().await {
+            Err(_) => {
+                let e = ProviderError::Unavailable {
+                    store: self.inner.store().to_owned(),
+                    detail: "provider is shutting down".into(),
+                };
+                return refs.iter().map(|_| Err(e.clone())).collect();
+            }
+            Ok(_permit) => {
+                self.take_token().await;
+                self.counters.calls.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(self.config.timeout, self.inner.fetch_batch(refs)).await
+                {
+                    Ok(a) if a.len() == refs.len() => a,
+                    Ok(_) => refs
+                        .iter()
+                        .map(|_| Err(self.internal("batch answered the wrong count")))
+                        .collect(),
+                    Err(_) => {
+                        let e = ProviderError::Unavailable {
+                            store: self.inner.store().to_owned(),
+                            detail: format!("no answer within {:?}", self.config.timeout),
+                        };
+                        refs.iter().map(|_| Err(e.clone())).collect()
+                    }
+                }
+            }
+        };
+        if let Ok(mut m) = self.counters.errors.lock() {
+            for e in answers.iter().filter_map(|a| a.as_ref().err()) {
+                *m.entry(e.metric_label()).or_default() += 1;
+            }
+        }
+        answers
+    }
+
     async fn fetch_with(
         &self,
         reference: &Reference,

@@ -285,6 +285,35 @@ pub trait Provider: Send + Sync {
         self.fetch(reference).await
     }
 
+    /// How many references one batch call of this backend can answer
+    /// (1: the backend has no batch API, so batching would only hide
+    /// single calls).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Fetches several references with as few backend calls as the
+    /// backend allows; results in input order, one failure does not fail
+    /// the others.
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            out.push(self.fetch(r).await);
+        }
+        out
+    }
+
+    /// [`Provider::fetch_batch`] accepting copies read at or after
+    /// `not_before` (see [`Provider::fetch_since`]).
+    async fn fetch_batch_since(
+        &self,
+        refs: &[Reference],
+        not_before: std::time::SystemTime,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        let _ = not_before;
+        self.fetch_batch(refs).await
+    }
+
     /// Every secret matching `query`, by name (for `dataFrom.find`).
     async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
         let _ = query;

@@ -720,10 +720,30 @@ async fn fetch_all(
     provider: &dyn crate::providers::Provider,
     floor: SystemTime,
 ) -> Result<BTreeMap<String, SecretBytes>, ExternalSecretError> {
+    // Every single-key read in one batch (one call where the backend has a
+    // batch API), answered in this order: extracts, then data[].
+    let mut refs = Vec::new();
+    for df in &es.spec.data_from {
+        if let Some(e) = &df.extract {
+            refs.push(reference(e)?);
+        }
+    }
+    for d in &es.spec.data {
+        refs.push(reference(&d.remote_ref)?);
+    }
+    let mut answers = provider.fetch_batch_since(&refs, floor).await.into_iter();
+    let mut next = || {
+        answers.next().unwrap_or_else(|| {
+            Err(ProviderError::Unavailable {
+                store: provider.store().to_owned(),
+                detail: "internal: batch answered too few references".into(),
+            })
+        })
+    };
     let mut out = BTreeMap::new();
     for (i, df) in es.spec.data_from.iter().enumerate() {
         let part = if let Some(e) = &df.extract {
-            let f = provider.fetch_since(&reference(e)?, floor).await?;
+            let f = next()?;
             render::extract(&e.key, f.value)?
         } else if let Some(find) = &df.find {
             let name = match &find.name {
@@ -749,9 +769,7 @@ async fn fetch_all(
         out.extend(render::rewrite(i, part, &df.rewrite)?);
     }
     for d in &es.spec.data {
-        let f = provider
-            .fetch_since(&reference(&d.remote_ref)?, floor)
-            .await?;
+        let f = next()?;
         out.insert(d.secret_key.clone(), render::single_value(f.value));
     }
     Ok(out)
