@@ -30,8 +30,8 @@
 //! directory removed when the fetch ends), because OpenSSH only reads keys
 //! from files. ssh's stderr goes to a file in that directory, so the error
 //! can name the cause (host key, authentication, connection) without
-//! anything reaching the controller's own stderr. Key bytes only ever live
-//! in [`SecretBytes`] and that file; they never appear in a log or error.
+//! anything reaching the controller's own stderr. In this module key bytes live
+//! only in [`SecretBytes`] and that file; they never appear in a log or error.
 
 use std::collections::BTreeMap;
 use std::io::Write;
