@@ -11,21 +11,41 @@
 //!
 //! Transports: `https://` (username/password or bearer token from the
 //! GitSync's `secretRef`), `http://` only to loopback hosts (tests, local
-//! mirrors; never credentials over plain HTTP elsewhere), and `file://`.
-//! For `file://` gix itself starts `git-upload-pack` (the local transport
-//! speaks the Git protocol to it); no other Git process is started. `ssh://`
-//! is refused with a clear error: gix's ssh transport spawns the system
-//! `ssh` client, and host-key pinning plus key handling through it was more
-//! than this first version could make safe — use https with a token.
+//! mirrors; never credentials over plain HTTP elsewhere), `file://`, and ssh
+//! (`ssh://user@host[:port]/path` or scp-like `user@host:path`). For
+//! `file://` gix itself starts `git-upload-pack` (the local transport speaks
+//! the Git protocol to it); no `git` process is ever started by us.
+//!
+//! ssh: gix's ssh transport runs the system OpenSSH client (`ssh`), which
+//! runs `git-upload-pack` on the server. We build that transport ourselves
+//! (so `GIT_SSH_COMMAND`, `core.sshCommand` and `~/.ssh/config` of the
+//! controller's environment play no part) with a command that pins
+//! everything: `-F none` (no config files), the key from `secretRef`
+//! (`identity`, Flux's name) via `-i` with `IdentitiesOnly=yes` and no
+//! agent, the `known_hosts` from the same Secret as the only trusted host
+//! keys (`StrictHostKeyChecking=yes`, global file disabled — an unknown or
+//! changed host key is always refused), and `BatchMode=yes` (never a
+//! prompt). Key and known_hosts are written to a fresh 0700 directory under
+//! the cache root (files 0600; the key is overwritten with zeros and the
+//! directory removed when the fetch ends), because OpenSSH only reads keys
+//! from files. ssh's stderr goes to a file in that directory, so the error
+//! can name the cause (host key, authentication, connection) without
+//! anything reaching the controller's own stderr. In this module key bytes live
+//! only in [`SecretBytes`] and that file; they never appear in a log or error.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::num::NonZeroU32;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use gix::protocol::transport::client::blocking_io::Transport;
+use k8s_openapi::ByteString;
 use sha2::{Digest, Sha256};
 
 use super::spec::GitRef;
-use crate::secret::{ExposeSecret, SecretString};
+use crate::secret::{ExposeSecret, SecretBytes, SecretString};
 
 /// Credentials for an https remote. Values stay in `SecretString`.
 #[derive(Default)]
@@ -48,6 +68,90 @@ impl std::fmt::Debug for Credentials {
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
             )
             .finish()
+    }
+}
+
+/// ssh credentials from the GitSync's `secretRef`, under Flux's key
+/// names: `identity` (an OpenSSH or PEM private key without passphrase) and
+/// `known_hosts` (OpenSSH format; for a non-default port the host is
+/// written `[host]:port`). Both are required for an ssh URL: host keys are
+/// always checked, never learned.
+pub struct SshCredentials {
+    identity: SecretBytes,
+    known_hosts: String,
+}
+
+impl std::fmt::Debug for SshCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshCredentials")
+            .field("identity", &"<redacted>")
+            .field("known_hosts_lines", &self.known_hosts.lines().count())
+            .finish()
+    }
+}
+
+impl SshCredentials {
+    /// Checks and wraps the two values. `url` only names the source in
+    /// errors; no error echoes a value.
+    pub fn new(url: &str, identity: SecretBytes, known_hosts: &str) -> Result<Self, SourceError> {
+        let bad = |reason: &str| SourceError::BadCredentials {
+            url: redact_url(url),
+            reason: reason.to_owned(),
+        };
+        let key = identity.expose_secret();
+        let looks_like_key = key.windows(11).any(|w| w == b"PRIVATE KEY");
+        if !looks_like_key {
+            return Err(bad(
+                "secretRef `identity` is not a PEM/OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)",
+            ));
+        }
+        if key.windows(9).any(|w| w == b"ENCRYPTED") {
+            return Err(bad(
+                "secretRef `identity` is passphrase-protected; ssh runs non-interactively, use a key without passphrase",
+            ));
+        }
+        let entries = known_hosts
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        if entries == 0 {
+            return Err(bad(
+                "secretRef `known_hosts` is empty: ssh host keys are always verified (add the server's keys, e.g. from ssh-keyscan checked out of band)",
+            ));
+        }
+        for line in known_hosts.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = line.split_whitespace().count();
+            let marker = line.starts_with('@');
+            if fields < 3 || (marker && fields < 4) {
+                return Err(bad(
+                    "secretRef `known_hosts` has a line that is not `<hosts> <key type> <base64 key>`",
+                ));
+            }
+        }
+        Ok(Self {
+            identity,
+            known_hosts: known_hosts.to_owned(),
+        })
+    }
+
+    /// Reads `identity` and `known_hosts` from a Secret's `data`. `None`
+    /// when the Secret has no `identity` (an https Secret).
+    pub fn from_secret_data(
+        url: &str,
+        data: &BTreeMap<String, ByteString>,
+    ) -> Result<Option<Self>, SourceError> {
+        let Some(identity) = data.get("identity") else {
+            return Ok(None);
+        };
+        let known_hosts = data
+            .get("known_hosts")
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default();
+        Self::new(url, SecretBytes::from(identity.0.as_slice()), &known_hosts).map(Some)
     }
 }
 
@@ -103,6 +207,34 @@ pub enum SourceError {
         /// gix's message.
         reason: String,
     },
+    /// The ssh server's host key is not in `known_hosts` (unknown host or
+    /// changed key). Never accepted: a changed key may be an attack.
+    #[error(
+        "{url}: ssh host key verification failed (the server's key does not match secretRef known_hosts): {detail}"
+    )]
+    HostKeyRejected {
+        /// The URL.
+        url: String,
+        /// ssh's own message (fingerprints and file names only).
+        detail: String,
+    },
+    /// The server refused the key from `secretRef`.
+    #[error("{url}: ssh authentication failed (the server refused secretRef identity): {detail}")]
+    AuthFailed {
+        /// The URL.
+        url: String,
+        /// ssh's own message.
+        detail: String,
+    },
+    /// `secretRef` lacks what the URL's transport needs, or holds an
+    /// unusable value (described, never echoed).
+    #[error("{url}: {reason}")]
+    BadCredentials {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The sync path does not exist in the revision or is not a directory.
     #[error("path {path:?} does not exist in commit {commit} (or is not a directory)")]
     PathNotFound {
@@ -132,12 +264,22 @@ impl SourceError {
             Self::Git { .. } => "FetchFailed",
             Self::PathNotFound { .. } => "PathNotFound",
             Self::FileTooLarge { .. } => "RenderFailed",
+            Self::HostKeyRejected { .. } => "HostKeyRejected",
+            Self::AuthFailed { .. } => "AuthenticationFailed",
+            Self::BadCredentials { .. } => "CredentialsInvalid",
         }
     }
 
-    /// Whether retrying may help (network) or a spec/commit change is needed.
+    /// Whether retrying may help (network; a fix in a Secret or on the
+    /// server) or a spec/commit change is needed.
     pub fn transient(&self) -> bool {
-        matches!(self, Self::Git { .. })
+        matches!(
+            self,
+            Self::Git { .. }
+                | Self::HostKeyRejected { .. }
+                | Self::AuthFailed { .. }
+                | Self::BadCredentials { .. }
+        )
     }
 }
 
@@ -147,14 +289,21 @@ pub const MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 /// Checks the URL scheme before any network or process activity.
 pub fn check_url(url: &str) -> Result<(), SourceError> {
     let bad = |reason: &str| SourceError::UnsupportedUrl {
-        url: url.to_owned(),
+        url: redact_url(url),
         reason: reason.to_owned(),
     };
     if url.starts_with("https://") || url.starts_with("file://") {
         return Ok(());
     }
     if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
+        // The host is after any `user:password@` and before the port.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = if host_port.starts_with('[') {
+            host_port.split_inclusive(']').next().unwrap_or("")
+        } else {
+            host_port.split(':').next().unwrap_or("")
+        };
         return if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
             Ok(())
         } else {
@@ -163,14 +312,59 @@ pub fn check_url(url: &str) -> Result<(), SourceError> {
             ))
         };
     }
-    if url.starts_with("ssh://") || url.contains('@') && !url.contains("://") {
-        return Err(bad(
-            "ssh is not supported yet (gix's ssh transport runs the system ssh client); use https with a token in secretRef",
-        ));
+    if is_ssh(url) {
+        let rest = url.strip_prefix("ssh://").unwrap_or(url);
+        let authority = rest.split('/').next().unwrap_or("");
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u).unwrap_or("");
+        if userinfo.contains(':') {
+            return Err(SourceError::UnsupportedUrl {
+                url: redact_url(url),
+                reason: "ssh URLs carry no password; the key comes from secretRef `identity`"
+                    .to_owned(),
+            });
+        }
+        return Ok(());
     }
     Err(bad(
-        "only https://, file:// (and http:// to loopback) URLs are supported",
+        "only https://, ssh://, scp-like user@host:path, file:// (and http:// to loopback) URLs are supported",
     ))
+}
+
+/// `ssh://…` or scp-like `user@host:path` (no scheme, a colon before the
+/// first slash).
+pub fn is_ssh(url: &str) -> bool {
+    if url.starts_with("ssh://") {
+        return true;
+    }
+    if url.contains("://") {
+        return false;
+    }
+    match (url.find(':'), url.find('/')) {
+        (Some(c), Some(s)) => c < s && c > 0,
+        (Some(c), None) => c > 0,
+        _ => false,
+    }
+}
+
+/// The URL with any `user:password@` password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{name}:***@{host}")
+        }
+        _ => authority.to_owned(),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{authority}{path}"),
+        None => format!("{authority}{path}"),
+    }
 }
 
 /// Where a URL's objects are cached.
@@ -189,7 +383,8 @@ fn describe(r: &GitRef) -> String {
 }
 
 /// Resolves `git_ref` on `url` and fetches the commit (if not cached),
-/// returning the manifest candidates under `path`.
+/// returning the manifest candidates under `path`. For https, http and
+/// file URLs; an ssh URL needs [`fetch_with`] and [`SshCredentials`].
 pub fn fetch(
     url: &str,
     git_ref: &GitRef,
@@ -197,9 +392,33 @@ pub fn fetch(
     cache_root: &Path,
     path: &str,
 ) -> Result<Revision, SourceError> {
+    fetch_with(url, git_ref, credentials, None, cache_root, path)
+}
+
+/// [`fetch`] with ssh credentials for an ssh URL (required there, ignored
+/// for other schemes).
+pub fn fetch_with(
+    url: &str,
+    git_ref: &GitRef,
+    credentials: &Credentials,
+    ssh: Option<&SshCredentials>,
+    cache_root: &Path,
+    path: &str,
+) -> Result<Revision, SourceError> {
     check_url(url)?;
+    let ssh_session = if is_ssh(url) {
+        let Some(ssh) = ssh else {
+            return Err(SourceError::BadCredentials {
+                url: redact_url(url),
+                reason: "an ssh source needs source.secretRef with `identity` (private key) and `known_hosts`".to_owned(),
+            });
+        };
+        Some(SshSession::new(url, ssh, cache_root)?)
+    } else {
+        None
+    };
     let git_err = |step: &'static str| {
-        let url = url.to_owned();
+        let url = redact_url(url);
         move |e: gix::Error| SourceError::Git {
             url: url.clone(),
             step,
@@ -209,18 +428,18 @@ pub fn fetch(
     let dir = cache_dir_for(cache_root, url);
     let repo = if dir.join("HEAD").exists() {
         gix::open(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "opening the cache",
             reason: e.to_string(),
         })?
     } else {
         std::fs::create_dir_all(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "creating the cache",
             reason: e.to_string(),
         })?;
         gix::init_bare(&dir).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "creating the cache",
             reason: e.to_string(),
         })?
@@ -237,9 +456,29 @@ pub fn fetch(
         .map_err(git_err("parsing the URL"))?
         .with_refspecs([refspec.as_str()], gix::remote::Direction::Fetch)
         .map_err(git_err("building the refspec"))?;
-    let mut connection = remote
-        .connect(gix::remote::Direction::Fetch)
-        .map_err(git_err("connecting"))?;
+    let mut connection = match &ssh_session {
+        None => remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(git_err("connecting"))?,
+        Some(session) => {
+            let (gurl, version) = remote
+                .sanitized_url_and_version(gix::remote::Direction::Fetch)
+                .map_err(git_err("parsing the URL"))?;
+            let transport = gix::protocol::transport::client::blocking_io::ssh::connect(
+                gurl,
+                version,
+                session.connect_options(),
+                false,
+            )
+            .map_err(|e| SourceError::Git {
+                url: redact_url(url),
+                step: "preparing ssh",
+                reason: chain(&e),
+            })?;
+            let boxed: Box<dyn Transport + Send> = Box::new(transport);
+            remote.to_connection_with_transport(boxed)
+        }
+    };
     if let Some(token) = &credentials.bearer_token {
         let opts = gix::protocol::transport::client::blocking_io::http::Options {
             extra_headers: vec![format!("Authorization: Bearer {}", token.expose_secret())],
@@ -271,10 +510,16 @@ pub fn fetch(
     });
     let prepare = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(git_err("listing remote refs"))?;
+        .map_err(|e| {
+            let err = git_err("listing remote refs")(e);
+            match &ssh_session {
+                Some(session) => session.classify(err),
+                None => err,
+            }
+        })?;
     let commit_id = match &git_ref.commit {
         Some(c) => gix::ObjectId::from_hex(c.as_bytes()).map_err(|e| SourceError::Git {
-            url: url.to_owned(),
+            url: redact_url(url),
             step: "parsing the commit id",
             reason: e.to_string(),
         })?,
@@ -290,7 +535,7 @@ pub fn fetch(
                 .iter()
                 .find(|m| m.remote.as_name().is_some_and(|n| n == wanted.as_str()))
                 .ok_or_else(|| SourceError::RefNotFound {
-                    url: url.to_owned(),
+                    url: redact_url(url),
                     what: what.clone(),
                 })?;
             let id = match &mapping.remote {
@@ -302,7 +547,7 @@ pub fn fetch(
             };
             id.map(ToOwned::to_owned)
                 .ok_or_else(|| SourceError::RefNotFound {
-                    url: url.to_owned(),
+                    url: redact_url(url),
                     what: what.clone(),
                 })?
         }
@@ -316,14 +561,18 @@ pub fn fetch(
             .map_err(|e| {
                 if git_ref.commit.is_some() {
                     SourceError::RefNotFound {
-                        url: url.to_owned(),
+                        url: redact_url(url),
                         what: format!("{what} ({e})"),
                     }
                 } else {
-                    SourceError::Git {
-                        url: url.to_owned(),
+                    let err = SourceError::Git {
+                        url: redact_url(url),
                         step: "fetching",
                         reason: e.to_string(),
+                    };
+                    match &ssh_session {
+                        Some(session) => session.classify(err),
+                        None => err,
                     }
                 }
             })?;
@@ -332,14 +581,14 @@ pub fn fetch(
     }
     // Re-open so objects from the new pack are visible.
     let repo = gix::open(&dir).map_err(|e| SourceError::Git {
-        url: url.to_owned(),
+        url: redact_url(url),
         step: "opening the cache",
         reason: e.to_string(),
     })?;
     let commit = repo
         .find_commit(commit_id)
         .map_err(|_| SourceError::RefNotFound {
-            url: url.to_owned(),
+            url: redact_url(url),
             what: what.clone(),
         })?;
     let tree = commit.tree().map_err(git_err("reading the tree"))?;
@@ -388,6 +637,168 @@ pub fn fetch(
         cached,
         files,
     })
+}
+
+/// The private directory and ssh command of one ssh fetch. Dropping it
+/// overwrites the key file with zeros and removes the directory.
+struct SshSession {
+    url: String,
+    dir: PathBuf,
+    command: String,
+    key_len: usize,
+}
+
+/// Characters allowed in the private directory's path: it is spliced into
+/// a shell command and into ssh `-o` values, which split on whitespace.
+fn shell_safe(p: &str) -> bool {
+    p.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+,@".contains(&b))
+}
+
+impl SshSession {
+    fn new(url: &str, ssh: &SshCredentials, cache_root: &Path) -> Result<Self, SourceError> {
+        let fail = |step: &'static str, e: std::io::Error| SourceError::Git {
+            url: redact_url(url),
+            step,
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(cache_root).map_err(|e| fail("creating the cache", e))?;
+        let root = std::path::absolute(cache_root).map_err(|e| fail("creating the cache", e))?;
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| fail("preparing ssh", std::io::Error::other(e.to_string())))?;
+        let dir = root.join(format!(".ssh-{}", crate::gate::hex(&nonce)));
+        let display = dir.display().to_string();
+        if !shell_safe(&display) {
+            return Err(SourceError::Git {
+                url: redact_url(url),
+                step: "preparing ssh",
+                reason: format!(
+                    "the cache directory path {:?} has characters that cannot be passed to ssh safely; use a plain path",
+                    root.display()
+                ),
+            });
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| fail("preparing ssh", e))?;
+        // From here on Drop cleans up.
+        let key = ssh.identity.expose_secret();
+        let mut session = SshSession {
+            url: redact_url(url),
+            dir,
+            command: String::new(),
+            key_len: key.len() + 1,
+        };
+        let write = |name: &str, parts: &[&[u8]]| -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(session.dir.join(name))?;
+            for p in parts {
+                f.write_all(p)?;
+            }
+            f.sync_all()
+        };
+        // OpenSSH rejects a key without the final newline.
+        write("identity", &[key, b"\n"]).map_err(|e| fail("writing the ssh key", e))?;
+        write("known_hosts", &[ssh.known_hosts.as_bytes(), b"\n"])
+            .map_err(|e| fail("writing known_hosts", e))?;
+        let d = session.dir.display().to_string();
+        session.command = format!(
+            "ssh -F none -i {d}/identity -o IdentitiesOnly=yes -o IdentityAgent=none \
+             -o UserKnownHostsFile={d}/known_hosts -o GlobalKnownHostsFile=none \
+             -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o BatchMode=yes \
+             -o ConnectTimeout=30 -o LogLevel=ERROR 2>>{d}/stderr"
+        );
+        Ok(session)
+    }
+
+    /// gix's options: our command (run through `sh`, which only applies
+    /// the stderr redirection), OpenSSH argument conventions.
+    fn connect_options(
+        &self,
+    ) -> gix::protocol::transport::client::blocking_io::ssh::connect::Options {
+        gix::protocol::transport::client::blocking_io::ssh::connect::Options {
+            command: Some(self.command.clone().into()),
+            disallow_shell: false,
+            kind: Some(gix::protocol::transport::client::blocking_io::ssh::ProgramKind::Ssh),
+        }
+    }
+
+    /// What ssh (and the remote side) wrote to stderr, at most 20 lines.
+    fn stderr(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '@'))
+            .collect();
+        lines[lines.len().saturating_sub(20)..].join(" / ")
+    }
+
+    /// Turns a generic transport error into the ssh cause when stderr
+    /// names one.
+    fn classify(&self, err: SourceError) -> SourceError {
+        let stderr = self.stderr();
+        let lower = stderr.to_ascii_lowercase();
+        if lower.contains("host key verification failed")
+            || lower.contains("remote host identification has changed")
+            || lower.contains("host key is known for")
+        {
+            // ssh's banner is long; keep the verdict and the fingerprint
+            // the server presented (the temp known_hosts path means nothing
+            // to the reader).
+            let mut detail: Vec<String> = stderr
+                .split(" / ")
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.contains("host key")
+                        && !l.contains("known_hosts")
+                        && !l.contains("add correct")
+                        && !l.contains("possible")
+                })
+                .map(str::to_owned)
+                .collect();
+            if let Some(fp) = stderr.split(" / ").find(|l| l.starts_with("SHA256:")) {
+                detail.insert(0, format!("server key {}", fp.trim_end_matches('.')));
+            }
+            return SourceError::HostKeyRejected {
+                url: self.url.clone(),
+                detail: detail.join("; "),
+            };
+        }
+        if lower.contains("permission denied") {
+            return SourceError::AuthFailed {
+                url: self.url.clone(),
+                detail: stderr,
+            };
+        }
+        if stderr.is_empty() {
+            return err;
+        }
+        match err {
+            SourceError::Git { url, step, reason } => SourceError::Git {
+                url,
+                step,
+                reason: format!("{reason}; ssh said: {stderr}"),
+            },
+            other => other,
+        }
+    }
+}
+
+impl Drop for SshSession {
+    fn drop(&mut self) {
+        let key = self.dir.join("identity");
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&key) {
+            let zeros = vec![0u8; self.key_len];
+            let _ = f.write_all(&zeros).and_then(|()| f.sync_all());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// An error and its causes, one line (gix's top-level messages alone are
@@ -520,9 +931,75 @@ mod tests {
         assert!(check_url("file:///tmp/r").is_ok());
         assert!(check_url("http://127.0.0.1:8080/r.git").is_ok());
         assert!(check_url("http://example.invalid/r.git").is_err());
-        let e = check_url("ssh://git@example.invalid/r.git").expect_err("ssh refused");
-        assert!(e.to_string().contains("ssh is not supported"), "{e}");
-        assert!(check_url("git@example.invalid:r.git").is_err());
+        assert!(check_url("http://127.0.0.1:x@example.invalid/r.git").is_err());
+        assert!(check_url("http://[::1]:8080/r.git").is_ok());
+        assert!(check_url("ssh://git@example.invalid/r.git").is_ok());
+        assert!(check_url("ssh://git@example.invalid:2222/r.git").is_ok());
+        assert!(check_url("git@example.invalid:org/r.git").is_ok());
+        let e = check_url("ssh://git:PLANTED-pw@example.invalid/r.git").expect_err("password");
+        assert!(!e.to_string().contains("PLANTED"), "{e}");
+        let e = check_url("git:PLANTED-pw@example.invalid:org/r.git").expect_err("password");
+        assert!(!e.to_string().contains("PLANTED"), "{e}");
+        assert!(check_url("ftp://example.invalid/r").is_err());
+        assert!(is_ssh("git@github.com:org/repo.git"));
+        assert!(!is_ssh("/srv/repo"));
+        assert!(!is_ssh("./a:b"));
+        assert_eq!(
+            redact_url("https://u:secret@h.example/x"),
+            "https://u:***@h.example/x"
+        );
+    }
+
+    #[test]
+    fn ssh_credentials_are_checked_and_never_echoed() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nPLANTED-key-body\n-----END OPENSSH PRIVATE KEY-----";
+        let url = "ssh://git@h.example/r";
+        let ok = SshCredentials::new(
+            url,
+            SecretBytes::from(key.as_bytes()),
+            "h.example ssh-ed25519 AAAA",
+        )
+        .expect("valid");
+        assert!(!format!("{ok:?}").contains("PLANTED"));
+        for (k, kh) in [
+            (key, ""),
+            (key, "garbage"),
+            ("PLANTED-not-a-key", "h ssh-ed25519 AAAA"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nPLANTED\n-----END RSA PRIVATE KEY-----",
+                "h ssh-rsa AAAA",
+            ),
+        ] {
+            let e =
+                SshCredentials::new(url, SecretBytes::from(k.as_bytes()), kh).expect_err("refused");
+            assert_eq!(e.metric_label(), "CredentialsInvalid");
+            assert!(!e.to_string().contains("PLANTED"), "{e}");
+        }
+        let tmp = std::env::temp_dir();
+        let e =
+            fetch(url, &GitRef::default(), &Credentials::default(), &tmp, "").expect_err("no key");
+        assert!(e.to_string().contains("identity"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the URL, checking it never panics, and a password in
+        /// it never reaches the message.
+        #[test]
+        fn url_messages_never_carry_the_password(
+            scheme in proptest::sample::select(vec!["ssh://", "https://", "http://", ""]),
+            user in "[a-z]{1,8}",
+            host in "[a-z0-9.]{1,12}",
+            path in "[a-zA-Z0-9/._:-]{0,20}",
+        ) {
+            let pw = "PLANTEDpw9";
+            let sep = if scheme.is_empty() { ":" } else { "/" };
+            let url = format!("{scheme}{user}:{pw}@{host}{sep}{path}");
+            proptest::prop_assert!(!redact_url(&url).contains(pw));
+            if let Err(e) = check_url(&url) {
+                proptest::prop_assert!(!e.to_string().contains(pw), "{}", e);
+            }
+            let _ = is_ssh(&path);
+        }
     }
 
     #[test]

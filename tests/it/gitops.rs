@@ -32,7 +32,7 @@ fn api_token() -> String {
 
 /// Captures every log line at TRACE for the current thread.
 #[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Buf(Arc<Mutex<Vec<u8>>>);
 impl std::io::Write for Buf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.lock().expect("log buffer").extend_from_slice(b);
@@ -43,25 +43,25 @@ impl std::io::Write for Buf {
     }
 }
 impl Buf {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
 }
 
 /// A Git repository driven with the real `git` CLI.
-struct Repo {
-    dir: PathBuf,
+pub(crate) struct Repo {
+    pub(crate) dir: PathBuf,
 }
 
 impl Repo {
-    fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         let dir = root.join("repo");
         std::fs::create_dir_all(dir.join("deploy")).expect("repo dir");
         let r = Repo { dir };
         r.git(&["init", "-q", "-b", "main"]);
         r
     }
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = tools::run_ok(
             Command::new("git")
                 .current_dir(&self.dir)
@@ -71,7 +71,7 @@ impl Repo {
         );
         String::from_utf8(out).expect("utf8").trim().to_owned()
     }
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let p = self.dir.join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, text).expect("write");
@@ -79,17 +79,17 @@ impl Repo {
     fn remove(&self, rel: &str) {
         std::fs::remove_file(self.dir.join(rel)).expect("remove");
     }
-    fn commit(&self, msg: &str) -> String {
+    pub(crate) fn commit(&self, msg: &str) -> String {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
         self.git(&["rev-parse", "HEAD"])
     }
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("file://{}", self.dir.display())
     }
 }
 
-fn gitsync(ns: &str, url: &str, extra: serde_json::Value) -> GitSync {
+pub(crate) fn gitsync(ns: &str, url: &str, extra: serde_json::Value) -> GitSync {
     let mut spec = json!({"source": {"url": url, "ref": {"branch": "main"}}, "path": "deploy"});
     if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
@@ -103,15 +103,15 @@ fn gitsync(ns: &str, url: &str, extra: serde_json::Value) -> GitSync {
     .expect("GitSync")
 }
 
-struct Harness {
-    client: Client,
-    ctx: SyncContext,
-    cache: DryRunCache,
-    status: GitSyncStatus,
+pub(crate) struct Harness {
+    pub(crate) client: Client,
+    pub(crate) ctx: SyncContext,
+    pub(crate) cache: DryRunCache,
+    pub(crate) status: GitSyncStatus,
 }
 
 impl Harness {
-    async fn new(cluster: &TestCluster, tmp: &Path) -> Self {
+    pub(crate) async fn new(cluster: &TestCluster, tmp: &Path) -> Self {
         let client = cluster.admin().await;
         Harness {
             ctx: SyncContext {
@@ -126,12 +126,12 @@ impl Harness {
             status: GitSyncStatus::default(),
         }
     }
-    async fn sync(&mut self, gs: &GitSync) -> SyncReport {
+    pub(crate) async fn sync(&mut self, gs: &GitSync) -> SyncReport {
         let (st, report) = sync::reconcile(gs, &self.status, &self.ctx, &mut self.cache).await;
         self.status = st;
         report
     }
-    fn ready(&self) -> (String, String, String) {
+    pub(crate) fn ready(&self) -> (String, String, String) {
         let c = self
             .status
             .conditions
@@ -152,11 +152,11 @@ fn deployment(name: &str) -> String {
     )
 }
 
-fn configmap(name: &str, value: &str) -> String {
+pub(crate) fn configmap(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  mode: {value}\n")
 }
 
-async fn cm_value(client: &Client, ns: &str, name: &str) -> Option<String> {
+pub(crate) async fn cm_value(client: &Client, ns: &str, name: &str) -> Option<String> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     api.get_opt(name)
         .await
@@ -806,14 +806,21 @@ async fn sync_once_cli_applies_and_diff_writes_nothing() {
 
 /// The benchmark behind `bench/sync.sh` (ignored in normal runs): 1,000
 /// ConfigMaps in 50 files; first sync, a no-change reconcile, and a
-/// one-object change. Prints one JSON line per phase with the API calls the
-/// loop made (counted at its call sites) and the wall time.
+/// one-object change. Prints one JSON line per phase with the wall time,
+/// the API calls the loop counted at its call sites (`apiCalls`) and the
+/// requests the apiserver's audit log recorded for the sync's own user
+/// (`audit`: by verb, dry-run patches apart, and by verb+resource). Runs on
+/// the audited control plane (`TestCluster::audited`) with its own client
+/// certificate user, so the harness's admin requests are not counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run through bench/sync.sh"]
 async fn bench_1000_objects_in_50_files() {
-    let cluster = TestCluster::get();
+    const SYNC_USER: &str = "sealgate-bench-sync";
+    let cluster = TestCluster::audited();
+    let audit = cluster.audit_log().expect("audited control plane");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut h = Harness::new(cluster, tmp.path()).await;
+    h.ctx.client = cluster.client_as(SYNC_USER, &["system:masters"]).await;
     h.ctx.force = false;
     let ns = cluster.namespace("gitops-bench").await;
     let repo = Repo::new(tmp.path());
@@ -832,30 +839,51 @@ async fn bench_1000_objects_in_50_files() {
     write_all(None);
     repo.commit("1000 objects");
     let gs = gitsync(&ns, &repo.url(), json!({}));
-    let phase = |name: &str, r: &SyncReport, t: std::time::Duration| {
+    let admin = h.client.clone();
+    let phase = async |name: &str,
+                       r: &SyncReport,
+                       t: std::time::Duration,
+                       mark: crate::support::cluster::AuditMark| {
         assert!(r.ok, "{name}: {} {}", r.reason, r.message);
+        let by_verb = audit.count_by_verb(&admin, mark, SYNC_USER).await;
+        let by_resource = audit
+            .count_by_verb_and_resource(&admin, mark, SYNC_USER)
+            .await;
         println!(
             "{}",
             json!({"phase": name, "seconds": t.as_secs_f64(), "objects": r.plan.len(),
-                   "applied": r.applied.len(), "apiCalls": r.api_calls})
+                   "applied": r.applied.len(), "apiCalls": r.api_calls,
+                   "audit": {"byVerb": by_verb, "byVerbResource": by_resource}})
         );
+        by_verb
     };
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("first-sync", &r, t.elapsed());
+    phase("first-sync", &r, t.elapsed(), mark).await;
     assert_eq!(r.applied.len(), 1000);
     // No-change: force the full drift check (not the same-commit shortcut).
     h.ctx.force = true;
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("no-change", &r, t.elapsed());
+    let calls = phase("no-change", &r, t.elapsed(), mark).await;
     assert!(r.applied.is_empty());
+    for write in ["create", "update", "patch", "delete"] {
+        assert_eq!(
+            calls.get(write),
+            None,
+            "no-change reconcile wrote ({write}): {calls:?}"
+        );
+    }
     write_all(Some(417));
     repo.commit("one change");
+    let mark = audit.mark();
     let t = std::time::Instant::now();
     let r = h.sync(&gs).await;
-    phase("one-change", &r, t.elapsed());
+    let calls = phase("one-change", &r, t.elapsed(), mark).await;
     assert_eq!(r.applied.len(), 1);
+    assert_eq!(calls.get("patch"), Some(&1), "one apply: {calls:?}");
 }
 
 /// The GitSync controller entry point: a GitSync resource is reconciled,

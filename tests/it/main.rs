@@ -17,6 +17,7 @@ mod external_secret;
 mod fixtures;
 mod gate;
 mod gitops;
+mod gitops_ssh;
 mod leases;
 mod lint;
 mod master_keys;

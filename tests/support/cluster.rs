@@ -14,10 +14,18 @@
 //! repository, linked as `.tools/kube/`. Set `USE_EXISTING_CLUSTER=true`
 //! (with `KUBECONFIG`) to run against an existing cluster instead.
 //!
+//! `TestCluster::audited()` is a second, separate control plane (started
+//! only by the tests that call it, e.g. the GitSync benchmark) whose
+//! kube-apiserver writes a Metadata-level audit log for every request
+//! (JSON lines, blocking mode: an event is on disk before the response is
+//! sent), so a test can count the API calls a component really made
+//! ([`AuditLog`]), by verb, resource and user.
+//!
 //! Without a controller-manager nothing runs controllers: namespaces are
 //! never finalized after deletion, no default ServiceAccount is created, and
 //! Pods are never scheduled. Tests create what they need explicitly.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -120,6 +128,11 @@ struct LocalProcesses {
 pub struct TestCluster {
     kubeconfig: PathBuf,
     version: String,
+    /// The CA (local control planes only), to mint client certificates for
+    /// other users ([`TestCluster::client_as`]).
+    pki: Option<Pki>,
+    /// The audit log of an [`TestCluster::audited`] control plane.
+    audit: Option<AuditLog>,
     /// Service-account token issuer and the PEM public key that verifies
     /// its tokens (local control planes only).
     issuer: Option<(String, String)>,
@@ -129,6 +142,8 @@ pub struct TestCluster {
 /// A failed start is remembered too, so the other tests fail at once with
 /// the same message instead of each retrying a slow start.
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+/// The audited control plane (see [`TestCluster::audited`]).
+static AUDITED: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 static NAMESPACE_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Admin user name in the client certificate (group `system:masters`).
@@ -161,7 +176,12 @@ fn binaries() -> (PathBuf, PathBuf) {
     (etcd, apiserver)
 }
 
-fn start_local() -> TestCluster {
+/// Every request at Metadata level (who, verb, resource, URI, response
+/// code; no bodies), logged once when the response is complete.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\n\
+omitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n";
+
+fn start_local(audit: bool) -> TestCluster {
     let (etcd_bin, apiserver_bin) = binaries();
     let dir = tempfile::tempdir().expect("tempdir");
     let cleanup = super::process::remove_dir_on_exit(dir.path());
@@ -204,6 +224,9 @@ fn start_local() -> TestCluster {
     let key_file = write(d, "apiserver.key", &serving_key);
     let sa_key_file = write(d, "sa.key", &sa_key.serialize_pem());
     let sa_pub_file = write(d, "sa.pub", &sa_key.public_key_pem());
+    if audit {
+        write(d, "audit-policy.yaml", AUDIT_POLICY);
+    }
 
     let (apiserver, port) = super::process::start_with_retry("kube-apiserver", || {
         let port = free_port();
@@ -233,6 +256,20 @@ fn start_local() -> TestCluster {
             .arg("--service-cluster-ip-range=10.96.0.0/24")
             .arg("--allow-privileged=true")
             .arg("--v=1");
+        if audit {
+            cmd.arg(format!(
+                "--audit-policy-file={}",
+                d.join("audit-policy.yaml").display()
+            ))
+            .arg(format!(
+                "--audit-log-path={}",
+                d.join("audit.log").display()
+            ))
+            .arg("--audit-log-format=json")
+            // Synchronous: the event is written before the response.
+            .arg("--audit-log-mode=blocking")
+            .arg("--audit-log-maxsize=0");
+        }
         let mut svc = Service::spawn(
             "kube-apiserver",
             cmd,
@@ -262,6 +299,7 @@ fn start_local() -> TestCluster {
         ),
     );
 
+    let audit_path = d.join("audit.log");
     // From here on the directory is owned by the cleanup watchdog.
     let _ = dir.keep();
     let version = wait_ready(&kubeconfig, Duration::from_secs(90)).unwrap_or_else(|e| {
@@ -273,6 +311,8 @@ fn start_local() -> TestCluster {
     TestCluster {
         kubeconfig,
         version,
+        pki: Some(pki),
+        audit: audit.then_some(AuditLog { path: audit_path }),
         issuer: Some((format!("https://127.0.0.1:{port}"), sa_key.public_key_pem())),
         _backing: Backing::Local(Box::new(LocalProcesses {
             _etcd: etcd,
@@ -364,12 +404,59 @@ impl TestCluster {
             TestCluster {
                 kubeconfig,
                 version,
+                pki: None,
+                audit: None,
                 issuer: None,
                 _backing: Backing::Existing,
             }
         } else {
-            start_local()
+            start_local(false)
         }
+    }
+
+    /// A second control plane, separate from [`TestCluster::get`]'s, with
+    /// the apiserver audit log on (see [`AuditLog`]); started on first
+    /// call. Always local (an existing cluster's audit log is not ours to
+    /// read). For benchmarks and API-call counting; other tests use `get`.
+    pub fn audited() -> &'static TestCluster {
+        let started = AUDITED.get_or_init(|| {
+            std::panic::catch_unwind(|| start_local(true)).map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "control plane start panicked".to_owned())
+            })
+        });
+        match started {
+            Ok(c) => c,
+            Err(e) => panic!("audited test control plane unavailable: {e}"),
+        }
+    }
+
+    /// The audit log ([`TestCluster::audited`] only).
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// A client authenticating as `user` in `groups` with a client
+    /// certificate from this control plane's CA (local control planes
+    /// only), so a component's requests can be told apart in the audit log.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Client {
+        let pki = self
+            .pki
+            .as_ref()
+            .expect("client_as needs a local control plane (not USE_EXISTING_CLUSTER)");
+        let (cert, key) = pki.client_cert(user, groups);
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig to config");
+        config.auth_info = AuthInfo {
+            client_certificate_data: Some(b64(&cert)),
+            client_key_data: Some(b64(&key).into()),
+            ..AuthInfo::default()
+        };
+        Client::try_from(config).expect("kube client")
     }
 
     /// Path of a kubeconfig with admin rights (client certificate in
@@ -450,5 +537,158 @@ impl TestCluster {
         out.status
             .and_then(|s| s.token)
             .expect("TokenRequest returned no token")
+    }
+}
+
+/// The kube-apiserver audit log of an audited control plane: JSON lines,
+/// one per completed request.
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+/// A position in the audit log; events after it are counted.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditMark(u64);
+
+/// One audited request.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, …
+    pub verb: String,
+    /// Plural resource (`configmaps`), empty for non-resource URLs.
+    pub resource: String,
+    /// Subresource (`status`), if any.
+    pub subresource: String,
+    /// Authenticated user name.
+    pub user: String,
+    /// The request URI (`?dryRun=All` marks a server-side dry run).
+    pub uri: String,
+    /// HTTP status code of the response.
+    pub code: u16,
+}
+
+impl AuditEvent {
+    /// Whether this was a server-side dry run (nothing persisted).
+    pub fn dry_run(&self) -> bool {
+        self.uri.contains("dryRun=All")
+    }
+}
+
+static FENCE_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl AuditLog {
+    /// The current end of the log.
+    pub fn mark(&self) -> AuditMark {
+        AuditMark(std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Every event after `mark`. First makes a unique request with `client`
+    /// and waits until it is in the log, so every request that completed
+    /// before this call is counted (blocking mode writes in order of
+    /// completion).
+    pub async fn events_since(&self, client: &Client, mark: AuditMark) -> Vec<AuditEvent> {
+        let fence = format!(
+            "sealgate-audit-fence-{}-{}",
+            std::process::id(),
+            FENCE_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let api: Api<Namespace> = Api::all(client.clone());
+        let _ = api.get_opt(&fence).await;
+        for _ in 0..200 {
+            let events = self.read_from(mark);
+            if let Some(i) = events.iter().position(|e| e.uri.contains(&fence)) {
+                let mut events = events;
+                events.truncate(i);
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "audit fence {fence} never appeared in {}",
+            self.path.display()
+        );
+    }
+
+    /// Counts of `user`'s events after `mark` by verb (`patch` split into
+    /// `patch` and `patch(dryRun)`), plus `total`.
+    pub async fn count_by_verb(
+        &self,
+        client: &Client,
+        mark: AuditMark,
+        user: &str,
+    ) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for e in self.events_since(client, mark).await {
+            if e.user != user {
+                continue;
+            }
+            let verb = if e.dry_run() {
+                format!("{}(dryRun)", e.verb)
+            } else {
+                e.verb.clone()
+            };
+            *out.entry(verb).or_insert(0) += 1;
+            *out.entry("total".to_owned()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Counts of `user`'s events after `mark` by `verb resource`.
+    pub async fn count_by_verb_and_resource(
+        &self,
+        client: &Client,
+        mark: AuditMark,
+        user: &str,
+    ) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for e in self.events_since(client, mark).await {
+            if e.user != user {
+                continue;
+            }
+            let mut key = format!("{} {}", e.verb, e.resource);
+            if !e.subresource.is_empty() {
+                key = format!("{key}/{}", e.subresource);
+            }
+            if e.dry_run() {
+                key.push_str(" (dryRun)");
+            }
+            *out.entry(key).or_insert(0) += 1;
+        }
+        out
+    }
+
+    fn read_from(&self, mark: AuditMark) -> Vec<AuditEvent> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path) {
+            let _ = f.seek(SeekFrom::Start(mark.0));
+            let _ = f.read_to_string(&mut text);
+        }
+        // Only complete lines (a line being written has no newline yet).
+        let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+        complete
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["stage"] == "ResponseComplete" || v["stage"] == "Panic")
+            .map(|v| {
+                let s = |p: &str| {
+                    v.pointer(p)
+                        .and_then(|x| x.as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                AuditEvent {
+                    verb: s("/verb"),
+                    resource: s("/objectRef/resource"),
+                    subresource: s("/objectRef/subresource"),
+                    user: s("/user/username"),
+                    uri: s("/requestURI"),
+                    code: v
+                        .pointer("/responseStatus/code")
+                        .and_then(|c| c.as_u64())
+                        .unwrap_or(0) as u16,
+                }
+            })
+            .collect()
     }
 }

@@ -19,6 +19,7 @@ pub mod moto;
 pub mod openbao;
 pub mod postgres;
 pub mod process;
+pub mod sshd;
 pub mod tools;
 
 /// Polls `f` every 200 ms until it yields a value, for up to a minute, then
