@@ -475,13 +475,13 @@ async fn run(
     let name = gs.metadata.name.clone().unwrap_or_default();
 
     // 1–2. Resolve and fetch (blocking gix on a worker thread).
-    let creds = load_credentials(gs, &ctx.client, &ns).await?;
+    let (creds, ssh) = load_credentials(gs, &ctx.client, &ns).await?;
     let url = spec.source.url.clone();
     let git_ref = spec.source.git_ref.clone().unwrap_or_default();
     let cache_dir = ctx.cache_dir.clone();
     let path = spec.path.clone().unwrap_or_default();
     let rev = tokio::task::spawn_blocking(move || {
-        source::fetch(&url, &git_ref, &creds, &cache_dir, &path)
+        source::fetch_with(&url, &git_ref, &creds, ssh.as_ref(), &cache_dir, &path)
     })
     .await
     .map_err(|e| SyncError::Kube(format!("fetch task failed: {e}")))??;
@@ -903,9 +903,9 @@ async fn load_credentials(
     gs: &GitSync,
     client: &Client,
     ns: &str,
-) -> Result<Credentials, SyncError> {
+) -> Result<(Credentials, Option<source::SshCredentials>), SyncError> {
     let Some(r) = &gs.spec.source.secret_ref else {
-        return Ok(Credentials::default());
+        return Ok((Credentials::default(), None));
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let s = api
@@ -917,17 +917,23 @@ async fn load_credentials(
             step: "reading source.secretRef",
             reason: format!("Secret {ns}/{} not found", r.name),
         })?;
-    let data = s.data.unwrap_or_default();
+    let mut data = s.data.unwrap_or_default();
     let text = |k: &str| {
         data.get(k)
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
             .map(|s| s.trim_end_matches('\n').to_owned())
     };
-    Ok(Credentials {
+    let creds = Credentials {
         username: text("username"),
         password: text("password").map(SecretString::new),
         bearer_token: text("bearerToken").map(SecretString::new),
-    })
+    };
+    let ssh = source::SshCredentials::from_secret_data(&gs.spec.source.url, &data);
+    // The Secret's plain buffers held the credentials: wipe them.
+    for v in data.values_mut() {
+        zeroize::Zeroize::zeroize(&mut v.0);
+    }
+    Ok((creds, ssh?))
 }
 
 fn impersonated(ctx: &SyncContext, ns: &str, sa: &str) -> Result<Client, SyncError> {

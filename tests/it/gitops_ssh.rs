@@ -197,13 +197,7 @@ fn fetch_over_ssh_checks_host_keys_and_never_leaks_the_key() {
 /// The GitSync loop over ssh: the key and known_hosts come from the
 /// `secretRef` Secret (`identity`, `known_hosts`); a wrong known_hosts
 /// refuses the revision whole and applies nothing.
-///
-/// Ignored until `sync::load_credentials` passes
-/// `source::SshCredentials::from_secret_data` to `source::fetch_with`
-/// (a five-line change in src/gitops/sync.rs, owned elsewhere; with it
-/// applied this test passes).
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs the sync.rs ssh hook: load_credentials -> SshCredentials::from_secret_data -> fetch_with"]
 async fn gitsync_over_ssh_applies_and_a_wrong_known_hosts_applies_nothing() {
     let buf = Buf::default();
     let writer = buf.clone();
