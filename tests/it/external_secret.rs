@@ -1159,3 +1159,65 @@ async fn dynamic_database_credentials_follow_the_secret_lifecycle() {
     .await;
     ctl.stop().await;
 }
+
+/// A name too long for a label value (the owner label would be 75
+/// characters) still gets a valid, exact owner label plus the full name in
+/// an annotation, and the watch on managed Secrets finds the owner through
+/// it: a deleted Secret is recreated long before the next refresh.
+#[tokio::test(flavor = "current_thread")]
+async fn long_names_get_a_hashed_owner_label_and_secrets_are_repaired() {
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let ns = cluster.namespace("es-long").await;
+    let bao = tokio::task::spawn_blocking(OpenBao::start)
+        .await
+        .expect("bao");
+    kv_set(&bao, "app/long", &[("v", "long-name-value")]).await;
+    apply(
+        &client,
+        &ns,
+        secret("bao-token", &[("token", bao.root_token())]),
+    )
+    .await;
+    apply(&client, &ns, vault_store("bao", &bao.addr(), "bao-token")).await;
+    let ctl = Ctl::start(&client, &ns, &ns, "long-names", false);
+    let name = format!("payments-{}", "x".repeat(52));
+    apply(
+        &client,
+        &ns,
+        es(
+            &name,
+            json!({
+            "secretStoreRef": {"name": "bao", "kind": "SecretStore"},
+            "refreshInterval": "1h",
+            "data": [{"secretKey": "v", "remoteRef": {"key": "app/long", "property": "v"}}]}),
+        ),
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let s = wait_secret(&secrets, &name, "long-named Secret", |_| true).await;
+    assert_eq!(value(&s, "v").as_deref(), Some("long-name-value"));
+    let label = s
+        .labels()
+        .get("sealgate.dev/owner")
+        .cloned()
+        .expect("owner label");
+    assert!(label.len() <= 63, "{label}");
+    assert!(label.starts_with("ExternalSecret.payments-"), "{label}");
+    assert_eq!(
+        s.annotations().get("sealgate.dev/owner").map(String::as_str),
+        Some(format!("ExternalSecret.{name}").as_str())
+    );
+    let uid = s.metadata.uid.clone();
+    secrets
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete Secret");
+    let again = wait_secret(&secrets, &name, "recreated Secret", move |s| {
+        s.metadata.uid != uid
+    })
+    .await;
+    assert_eq!(value(&again, "v").as_deref(), Some("long-name-value"));
+    ctl.stop().await;
+}
