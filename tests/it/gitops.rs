@@ -24,6 +24,7 @@ use crate::support::tools;
 
 const PLAIN_PW: &str = "PLANTED-gitops-pw-7f3a91c2";
 const SOPS_PW: &str = "PLANTED-gitops-sops-4be02d";
+const DRIFT_PW: &str = "PLANTED-gitops-drift-93ce1a";
 /// A GitHub-token-shaped value (36 chars after the prefix) so the gate's
 /// token detector fires; built at runtime so this file holds no token.
 fn api_token() -> String {
@@ -390,9 +391,44 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
         Some("green")
     );
 
+    // Drift on the decrypted Secret: attributed to the field manager by key
+    // name only; neither the drifted nor the decrypted value (nor their
+    // base64) reaches the report, audit, status or logs.
+    let drift_b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(DRIFT_PW)
+    };
+    secrets
+        .patch(
+            "db",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"stringData": {"password": DRIFT_PW}})),
+        )
+        .await
+        .expect("out-of-band Secret edit");
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    let db_id = format!("{ns}_db__Secret");
+    let rec = report
+        .drift
+        .iter()
+        .find(|r| r.id == db_id)
+        .unwrap_or_else(|| panic!("Secret drift not reported: {:?}", report.drift));
+    assert_eq!(rec.managers, ["kubectl-edit"]);
+    assert_eq!(rec.paths, ["/data/password"]);
+    let db = secrets.get("db").await.expect("Secret");
+    assert_eq!(db.data.expect("data")["password"].0, SOPS_PW.as_bytes());
+    let report_text = format!("{} {:?} {:?}", report.audit, report.drift, report.plan);
+    for planted in [DRIFT_PW, drift_b64.as_str(), SOPS_PW] {
+        assert!(!report_text.contains(planted), "the report holds a value");
+    }
+
     let status_text = serde_json::to_string(&h.status).expect("status json");
     let logs = buf.text();
-    for planted in [PLAIN_PW, SOPS_PW, &api_token()] {
+    for planted in [PLAIN_PW, SOPS_PW, &api_token(), DRIFT_PW, &drift_b64] {
         assert!(!logs.contains(planted), "a log line holds a planted value");
         assert!(
             !status_text.contains(planted),
