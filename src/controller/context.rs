@@ -6,7 +6,7 @@
 //! annotations on their Secrets. [`Metrics`] outlive terms and are owned by
 //! the runner.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
@@ -36,6 +36,10 @@ pub struct Context {
     pub jitter: bool,
     /// ExternalSecrets reconciled at least once in this term (uids).
     pub(crate) seen: Mutex<HashSet<String>>,
+    /// Secrets this term wrote, by `namespace/name`, with the
+    /// resourceVersion the write produced: the watch event of our own write
+    /// is not a reason to reconcile again.
+    pub(crate) own_writes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -65,6 +69,7 @@ impl Context {
             controller_namespace,
             jitter,
             seen: Mutex::new(HashSet::new()),
+            own_writes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -73,6 +78,33 @@ impl Context {
         Snapshot {
             stores: self.stores.counters(),
             expiring: self.leases.expiring_within(EXPIRY_WINDOW),
+        }
+    }
+
+    /// Remembers that this term wrote `key` (`namespace/name`) at
+    /// `resource_version`.
+    pub(crate) fn wrote(&self, key: String, resource_version: Option<String>) {
+        if let Some(rv) = resource_version {
+            self.own_writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key, rv);
+        }
+    }
+
+    /// Whether a watch event for `key` at `resource_version` is the echo
+    /// of our own write (consumed: a later event is not).
+    pub(crate) fn is_echo(&self, key: &str, resource_version: Option<&str>) -> bool {
+        let mut m = self
+            .own_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (m.get(key), resource_version) {
+            (Some(rv), Some(seen)) if rv == seen => {
+                m.remove(key);
+                true
+            }
+            _ => false,
         }
     }
 

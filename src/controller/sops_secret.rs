@@ -53,6 +53,34 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "sealgate";
 /// Label naming the object that produced a Secret (`SopsSecret.<name>`).
 pub const OWNER_LABEL: &str = "sealgate.dev/owner";
+/// Annotation carrying the owner in full when [`OWNER_LABEL`]'s value had
+/// to be shortened: label values stop at 63 characters, names at 253.
+pub const OWNER_ANNOTATION: &str = "sealgate.dev/owner";
+
+/// The [`OWNER_LABEL`] value for `kind`/`name`: `Kind.name`, or for a name
+/// too long for a label value a prefix plus a stable hash of the whole name
+/// (still unique per owner, so ownership checks stay exact), in which case
+/// the full value also goes into [`OWNER_ANNOTATION`].
+pub fn owner_label_value(kind: &str, name: &str) -> String {
+    let full = format!("{kind}.{name}");
+    if full.len() <= 63 {
+        return full;
+    }
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let keep = 63usize.saturating_sub(kind.len() + 1 + 9);
+    let prefix: String = name.chars().take(keep).collect();
+    let prefix = prefix.trim_end_matches(['.', '-']);
+    format!("{kind}.{prefix}-{h:08x}")
+}
+
+/// Whether [`owner_label_value`] had to shorten the value.
+pub fn owner_label_shortened(kind: &str, name: &str) -> bool {
+    kind.len() + 1 + name.len() > 63
+}
 
 /// How often a healthy `SopsSecret` is re-checked, to pick up rotated
 /// decryption keys and repair a Secret changed by hand.
@@ -572,9 +600,16 @@ fn decrypt(obj: &SopsSecret, ns: &str, keyring: &Keyring) -> Result<Desired, Sop
     desired
         .labels
         .insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-    desired
-        .labels
-        .insert(OWNER_LABEL.into(), format!("SopsSecret.{}", obj.name_any()));
+    desired.labels.insert(
+        OWNER_LABEL.into(),
+        owner_label_value("SopsSecret", &obj.name_any()),
+    );
+    if owner_label_shortened("SopsSecret", &obj.name_any()) {
+        desired.annotations.insert(
+            OWNER_ANNOTATION.into(),
+            format!("SopsSecret.{}", obj.name_any()),
+        );
+    }
     Ok(desired)
 }
 
@@ -593,7 +628,7 @@ fn format_of(f: super::api::SopsFormat) -> Format {
 /// owner reference to it.
 fn is_ours(secret: &Secret, obj: &SopsSecret) -> bool {
     let labelled = secret.labels().get(OWNER_LABEL).map(String::as_str)
-        == Some(&format!("SopsSecret.{}", obj.name_any()));
+        == Some(&owner_label_value("SopsSecret", &obj.name_any()));
     let referenced = obj
         .meta()
         .uid

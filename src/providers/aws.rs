@@ -452,6 +452,14 @@ impl Provider for SecretsManagerProvider {
         &self.store
     }
 
+    fn batch_size(&self) -> usize {
+        20
+    }
+
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        SecretsManagerProvider::fetch_many(self, refs).await
+    }
+
     async fn fetch(&self, r: &Reference) -> Result<Fetched, ProviderError> {
         let mut req = self.client.get_secret_value().secret_id(&r.key);
         match r.version.as_deref() {
@@ -635,6 +643,14 @@ impl ParameterStoreProvider {
 impl Provider for ParameterStoreProvider {
     fn store(&self) -> &str {
         &self.store
+    }
+
+    fn batch_size(&self) -> usize {
+        10
+    }
+
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        ParameterStoreProvider::fetch_many(self, refs).await
     }
 
     async fn fetch(&self, r: &Reference) -> Result<Fetched, ProviderError> {

@@ -10,6 +10,15 @@
 //! entry is older than `max_age` — or, for a leased secret, until half the
 //! lease is gone, so nobody is handed a credential about to expire.
 //!
+//! Refreshes ask for data "read at or after" the moment they came due
+//! ([`Provider::fetch_since`]) rather than "at most `max_age` old": when the
+//! controller schedules every `ExternalSecret` that reads the same keys on
+//! the same slots, the first one due reads and the rest of that wave are
+//! served the copy, however long the wave takes to work through — one
+//! backend call per distinct secret per refresh. Copies are kept for at
+//! most `retain` so a value does not linger in memory once nobody due can
+//! use it.
+//!
 //! Errors are never cached: a failing backend is retried by the next
 //! reconcile, and a good cached value is still served while it is fresh
 //! (nothing is lost because the backend hiccuped).
@@ -18,7 +27,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Mutex as SyncMutex;
 
@@ -38,6 +47,9 @@ pub struct FrugalConfig {
     /// Sustained backend calls per second (token bucket, burst of the same
     /// size). Zero means unlimited.
     pub rate_per_second: u32,
+    /// Longest time a copy is kept for [`Provider::fetch_since`] callers
+    /// (at least `max_age`).
+    pub retain: Duration,
     /// Time limit of one backend attempt.
     pub timeout: Duration,
     /// Attempts for retryable failures (`Throttled`, `Unavailable`).
@@ -50,6 +62,7 @@ impl Default for FrugalConfig {
     fn default() -> Self {
         Self {
             max_age: Duration::from_secs(60),
+            retain: Duration::from_secs(600),
             max_concurrency: 8,
             rate_per_second: 500,
             timeout: Duration::from_secs(10),
@@ -86,7 +99,13 @@ type Shared = Result<Arc<Fetched>, ProviderError>;
 
 struct Entry {
     value: Arc<Fetched>,
+    /// Until when plain `fetch` callers are served this copy.
     fresh_until: Instant,
+    /// When the backend answered (wall clock: refresh slots are wall-clock
+    /// instants shared across restarts and replicas).
+    read_at: SystemTime,
+    /// After this nobody is served the copy (`retain`, or half the lease).
+    dead_at: Instant,
 }
 
 /// A token bucket; `None` rate means unlimited.
@@ -101,6 +120,8 @@ pub struct Frugal<P> {
     config: FrugalConfig,
     // std mutexes: never held across an await, and usable from Drop.
     cache: SyncMutex<HashMap<Reference, Entry>>,
+    /// When expired copies were last swept out.
+    swept: SyncMutex<Instant>,
     inflight: SyncMutex<HashMap<Reference, broadcast::Sender<Shared>>>,
     permits: Semaphore,
     bucket: Mutex<Bucket>,
@@ -116,6 +137,7 @@ impl<P: Provider> Frugal<P> {
             inner,
             config,
             cache: SyncMutex::new(HashMap::new()),
+            swept: SyncMutex::new(Instant::now()),
             inflight: SyncMutex::new(HashMap::new()),
             permits,
             bucket: Mutex::new(Bucket {
@@ -142,22 +164,47 @@ impl<P: Provider> Frugal<P> {
         lock(&self.cache).remove(reference);
     }
 
-    /// A fresh cached copy, counting the hit.
-    fn cached(&self, reference: &Reference) -> Option<Fetched> {
+    /// A usable cached copy, counting the hit: read at or after
+    /// `not_before` when given, else younger than `max_age`.
+    fn cached(&self, reference: &Reference, not_before: Option<SystemTime>) -> Option<Fetched> {
         let cache = lock(&self.cache);
-        let e = cache
-            .get(reference)
-            .filter(|e| Instant::now() < e.fresh_until)?;
+        let now = Instant::now();
+        let e = cache.get(reference).filter(|e| {
+            now < e.dead_at
+                && match not_before {
+                    Some(t) => e.read_at >= t,
+                    None => now < e.fresh_until,
+                }
+        })?;
         self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         Some((*e.value).clone())
     }
 
-    fn fresh_until(&self, f: &Fetched) -> Instant {
+    fn entry(&self, value: Arc<Fetched>, read_at: SystemTime) -> Entry {
+        let now = Instant::now();
         let mut ttl = self.config.max_age;
-        if let Some(lease) = &f.meta.lease {
+        let mut keep = self.config.retain.max(ttl);
+        if let Some(lease) = &value.meta.lease {
             ttl = ttl.min(lease.duration / 2);
+            keep = keep.min(lease.duration / 2);
         }
-        Instant::now() + ttl
+        Entry {
+            value,
+            fresh_until: now + ttl,
+            read_at,
+            dead_at: now + keep,
+        }
+    }
+
+    /// Drops copies nobody may be served any more (at most once a minute).
+    fn sweep(&self, cache: &mut HashMap<Reference, Entry>) {
+        let now = Instant::now();
+        let mut swept = lock(&self.swept);
+        if now.duration_since(*swept) < Duration::from_secs(60) {
+            return;
+        }
+        *swept = now;
+        cache.retain(|_, e| now < e.dead_at);
     }
 
     async fn take_token(&self) {
@@ -254,16 +301,190 @@ impl<P: Provider> Provider for Frugal<P> {
     }
 
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
-        if let Some(f) = self.cached(reference) {
+        self.fetch_with(reference, None).await
+    }
+
+    async fn fetch_since(
+        &self,
+        reference: &Reference,
+        not_before: SystemTime,
+    ) -> Result<Fetched, ProviderError> {
+        self.fetch_with(reference, Some(not_before)).await
+    }
+
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        self.batch_with(refs, None).await
+    }
+
+    async fn fetch_batch_since(
+        &self,
+        refs: &[Reference],
+        not_before: SystemTime,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        self.batch_with(refs, Some(not_before)).await
+    }
+}
+
+impl<P: Provider> Frugal<P> {
+    /// Several references: cached copies and in-flight calls first, then
+    /// the rest through the backend's batch API (one rate-limit token and
+    /// one counted call per batch). A reference whose batch answer is a
+    /// retryable failure is retried on its own.
+    async fn batch_with(
+        &self,
+        refs: &[Reference],
+        not_before: Option<SystemTime>,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        let size = self.inner.batch_size();
+        if size <= 1 || refs.len() <= 1 {
+            let mut out = Vec::with_capacity(refs.len());
+            for r in refs {
+                out.push(self.fetch_with(r, not_before).await);
+            }
+            return out;
+        }
+        let mut out: Vec<Option<Result<Fetched, ProviderError>>> = vec![None; refs.len()];
+        let mut followers = Vec::new();
+        let mut leading: Vec<Reference> = Vec::new();
+        {
+            let mut inflight = lock(&self.inflight);
+            for (i, r) in refs.iter().enumerate() {
+                if let Some(f) = self.cached(r, not_before) {
+                    out[i] = Some(Ok(f));
+                } else if leading.contains(r) {
+                    // Answered by our own batch below.
+                } else if let Some(tx) = inflight.get(r) {
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    followers.push((i, tx.subscribe()));
+                } else {
+                    let (tx, _) = broadcast::channel(1);
+                    inflight.insert(r.clone(), tx);
+                    leading.push(r.clone());
+                }
+            }
+        }
+        // Guards first: if this future is dropped, followers are released.
+        let guards: Vec<Leader<'_>> = leading
+            .iter()
+            .map(|r| Leader {
+                inflight: &self.inflight,
+                key: Some(r.clone()),
+            })
+            .collect();
+        let mut answers: HashMap<Reference, Shared> = HashMap::new();
+        for chunk in leading.chunks(size) {
+            let started = SystemTime::now();
+            let got = self.call_batch(chunk).await;
+            for (r, a) in chunk.iter().zip(got) {
+                let a = match a {
+                    Err(e) if e.is_retryable() => self.call(r).await,
+                    other => other,
+                };
+                let shared = a.map(Arc::new);
+                if let Ok(f) = &shared
+                    && !self.config.max_age.is_zero()
+                {
+                    let entry = self.entry(Arc::clone(f), started);
+                    let mut cache = lock(&self.cache);
+                    self.sweep(&mut cache);
+                    cache.insert(r.clone(), entry);
+                }
+                answers.insert(r.clone(), shared);
+            }
+        }
+        for guard in guards {
+            let answer = guard
+                .key
+                .as_ref()
+                .and_then(|k| answers.get(k).cloned())
+                .unwrap_or_else(|| Err(self.internal("batch answer missing")));
+            guard.finish(answer);
+        }
+        for (i, r) in refs.iter().enumerate() {
+            if out[i].is_none()
+                && let Some(a) = answers.get(r)
+            {
+                out[i] = Some(a.clone().map(|f| (*f).clone()));
+            }
+        }
+        for (i, mut rx) in followers {
+            out[i] = Some(match rx.recv().await {
+                Ok(r) => r.map(|f| (*f).clone()),
+                Err(_) => self.call(&refs[i]).await,
+            });
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(self.internal("batch result unfilled"))))
+            .collect()
+    }
+
+    fn internal(&self, what: &str) -> ProviderError {
+        ProviderError::Unavailable {
+            store: self.inner.store().to_owned(),
+            detail: format!("internal: {what}"),
+        }
+    }
+
+    /// One batch call with the concurrency cap, rate limit and timeout;
+    /// failed answers are counted like single calls.
+    async fn call_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        let answers = match self.permits.acquire().await {
+            Err(_) => {
+                let e = ProviderError::Unavailable {
+                    store: self.inner.store().to_owned(),
+                    detail: "provider is shutting down".into(),
+                };
+                return refs.iter().map(|_| Err(e.clone())).collect();
+            }
+            Ok(_permit) => {
+                self.take_token().await;
+                self.counters.calls.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(self.config.timeout, self.inner.fetch_batch(refs)).await
+                {
+                    Ok(a) if a.len() == refs.len() => a,
+                    Ok(_) => refs
+                        .iter()
+                        .map(|_| Err(self.internal("batch answered the wrong count")))
+                        .collect(),
+                    Err(_) => {
+                        let e = ProviderError::Unavailable {
+                            store: self.inner.store().to_owned(),
+                            detail: format!("no answer within {:?}", self.config.timeout),
+                        };
+                        refs.iter().map(|_| Err(e.clone())).collect()
+                    }
+                }
+            }
+        };
+        if let Ok(mut m) = self.counters.errors.lock() {
+            for e in answers.iter().filter_map(|a| a.as_ref().err()) {
+                *m.entry(e.metric_label()).or_default() += 1;
+            }
+        }
+        answers
+    }
+
+    async fn fetch_with(
+        &self,
+        reference: &Reference,
+        not_before: Option<SystemTime>,
+    ) -> Result<Fetched, ProviderError> {
+        if let Some(f) = self.cached(reference, not_before) {
             return Ok(f);
         }
-        // Join an in-flight call or become the leader.
+        // Join an in-flight call or become the leader. A call in flight
+        // answers after `not_before` by construction, so joining it is as
+        // fresh as starting another.
         let follower = {
             let mut inflight = lock(&self.inflight);
             // A leader stores its result in the cache before it leaves
             // `inflight`, so a second look here closes the window between
             // the first cache miss and taking this lock.
-            if let Some(f) = self.cached(reference) {
+            if let Some(f) = self.cached(reference, not_before) {
                 return Ok(f);
             }
             match inflight.get(reference) {
@@ -289,17 +510,15 @@ impl<P: Provider> Provider for Frugal<P> {
             inflight: &self.inflight,
             key: Some(reference.clone()),
         };
+        let started = SystemTime::now();
         let result = self.call(reference).await.map(Arc::new);
         if let Ok(f) = &result
             && !self.config.max_age.is_zero()
         {
-            lock(&self.cache).insert(
-                reference.clone(),
-                Entry {
-                    value: Arc::clone(f),
-                    fresh_until: self.fresh_until(f),
-                },
-            );
+            let entry = self.entry(Arc::clone(f), started);
+            let mut cache = lock(&self.cache);
+            self.sweep(&mut cache);
+            cache.insert(reference.clone(), entry);
         }
         leader.finish(result.clone());
         result.map(|f| (*f).clone())
@@ -420,6 +639,50 @@ mod tests {
         f.fetch(&Reference::key("k1")).await.unwrap();
         assert_eq!(f.inner().calls.load(Ordering::SeqCst), 5);
         assert!(f.counters().cache_hits.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[tokio::test]
+    async fn fetch_since_serves_copies_read_after_the_floor_only() {
+        // A tiny max_age: plain fetches would miss, floors decide.
+        let cfg = FrugalConfig {
+            max_age: Duration::from_millis(1),
+            ..fast()
+        };
+        let f = Frugal::new(counting(0, 0, unavailable), cfg);
+        let slot = SystemTime::now();
+        let k = Reference::key("k");
+        f.fetch_since(&k, slot).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Same refresh slot, long after max_age: still one call.
+        for _ in 0..10 {
+            f.fetch_since(&k, slot).await.unwrap();
+        }
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 1);
+        // Plain fetch honours max_age.
+        f.fetch(&k).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 2);
+        // The next slot needs a read taken after it.
+        let next = SystemTime::now() + Duration::from_millis(5);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        f.fetch_since(&k, next).await.unwrap();
+        f.fetch_since(&k, next).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn copies_are_not_kept_past_retain() {
+        let cfg = FrugalConfig {
+            max_age: Duration::from_millis(1),
+            retain: Duration::from_millis(30),
+            ..fast()
+        };
+        let f = Frugal::new(counting(0, 0, unavailable), cfg);
+        let slot = SystemTime::now();
+        let k = Reference::key("k");
+        f.fetch_since(&k, slot).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        f.fetch_since(&k, slot).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

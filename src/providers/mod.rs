@@ -76,6 +76,11 @@ pub enum Decoding {
     None,
     /// The stored text is standard base64; decode it.
     Base64,
+    /// The stored text is URL-safe base64; decode it.
+    Base64Url,
+    /// Decode when the text is valid standard or URL-safe base64, else use
+    /// it as stored (ESO's `Auto`: for stores holding a mix).
+    Auto,
 }
 
 /// A fetched secret: one value, or a key/value map (a KV entry, a JSON
@@ -272,6 +277,48 @@ pub trait Provider: Send + Sync {
     /// Fetches one reference.
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError>;
 
+    /// Fetches one reference, accepting a copy read at or after
+    /// `not_before`. A refresh only needs data as new as the moment it came
+    /// due, so every `ExternalSecret` due at the same moment can share one
+    /// backend read; a plain backend has no copies and simply reads.
+    async fn fetch_since(
+        &self,
+        reference: &Reference,
+        not_before: std::time::SystemTime,
+    ) -> Result<Fetched, ProviderError> {
+        let _ = not_before;
+        self.fetch(reference).await
+    }
+
+    /// How many references one batch call of this backend can answer
+    /// (1: the backend has no batch API, so batching would only hide
+    /// single calls).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Fetches several references with as few backend calls as the
+    /// backend allows; results in input order, one failure does not fail
+    /// the others.
+    async fn fetch_batch(&self, refs: &[Reference]) -> Vec<Result<Fetched, ProviderError>> {
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            out.push(self.fetch(r).await);
+        }
+        out
+    }
+
+    /// [`Provider::fetch_batch`] accepting copies read at or after
+    /// `not_before` (see [`Provider::fetch_since`]).
+    async fn fetch_batch_since(
+        &self,
+        refs: &[Reference],
+        not_before: std::time::SystemTime,
+    ) -> Vec<Result<Fetched, ProviderError>> {
+        let _ = not_before;
+        self.fetch_batch(refs).await
+    }
+
     /// Every secret matching `query`, by name (for `dataFrom.find`).
     async fn find(&self, query: &FindQuery) -> Result<BTreeMap<String, Fetched>, ProviderError> {
         let _ = query;
@@ -325,26 +372,34 @@ pub(crate) fn shape(
             SecretValue::Bytes(property::from_json(&b, p).map_err(property_error)?)
         }
     };
-    match reference.decoding {
-        Decoding::None => Ok(picked),
-        Decoding::Base64 => match picked {
-            SecretValue::Bytes(b) => Ok(SecretValue::Bytes(
-                property::decode_base64(&b)
-                    .map_err(|_| invalid("value is not valid base64 (decoding: Base64)".into()))?,
-            )),
-            SecretValue::Map(m) => {
-                let mut out = BTreeMap::new();
-                for (k, v) in m {
-                    let d = property::decode_base64(&v).map_err(|_| {
-                        invalid(format!(
-                            "field {k:?} is not valid base64 (decoding: Base64)"
-                        ))
-                    })?;
-                    out.insert(k, d);
-                }
-                Ok(SecretValue::Map(out))
+    let decode = |b: &SecretBytes| -> Result<SecretBytes, &'static str> {
+        match reference.decoding {
+            Decoding::None => Ok(b.clone()),
+            Decoding::Base64 => {
+                property::decode_base64(b).map_err(|_| "not valid base64 (decoding: Base64)")
             }
-        },
+            Decoding::Base64Url => property::decode_base64_url(b)
+                .map_err(|_| "not valid URL-safe base64 (decoding: Base64URL)"),
+            Decoding::Auto => Ok(property::decode_base64(b)
+                .or_else(|_| property::decode_base64_url(b))
+                .unwrap_or_else(|_| b.clone())),
+        }
+    };
+    if reference.decoding == Decoding::None {
+        return Ok(picked);
+    }
+    match picked {
+        SecretValue::Bytes(b) => Ok(SecretValue::Bytes(
+            decode(&b).map_err(|why| invalid(format!("value is {why}")))?,
+        )),
+        SecretValue::Map(m) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let d = decode(&v).map_err(|why| invalid(format!("field {k:?} is {why}")))?;
+                out.insert(k, d);
+            }
+            Ok(SecretValue::Map(out))
+        }
     }
 }
 

@@ -77,9 +77,22 @@ pub fn json_leaf(v: &serde_json::Value) -> SecretBytes {
 /// Decodes standard base64 (padding optional, surrounding whitespace
 /// ignored) without leaving an unwiped copy.
 pub fn decode_base64(b: &SecretBytes) -> Result<SecretBytes, base64::DecodeError> {
+    decode_with(b, &base64::alphabet::STANDARD)
+}
+
+/// URL-safe base64 (`-` and `_`), padding optional: how JWT-era tools and
+/// ESO's `Base64URL` store binary values.
+pub fn decode_base64_url(b: &SecretBytes) -> Result<SecretBytes, base64::DecodeError> {
+    decode_with(b, &base64::alphabet::URL_SAFE)
+}
+
+fn decode_with(
+    b: &SecretBytes,
+    alphabet: &base64::alphabet::Alphabet,
+) -> Result<SecretBytes, base64::DecodeError> {
     let text = b.expose_secret().trim_ascii();
     let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
+        alphabet,
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
@@ -131,6 +144,16 @@ mod tests {
         let e = from_json(&plain, "x").unwrap_err();
         assert!(!e.to_string().contains("hunter2"));
         assert_eq!(e, PropertyError::NotJson("x".into()));
+    }
+
+    #[test]
+    fn url_safe_base64_decodes_what_standard_refuses() {
+        let v = SecretBytes::from(&b"-_8"[..]);
+        assert!(decode_base64(&v).is_err());
+        assert_eq!(
+            decode_base64_url(&v).unwrap().expose_secret(),
+            &[0xfb, 0xff]
+        );
     }
 
     #[test]

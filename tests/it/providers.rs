@@ -1341,3 +1341,78 @@ fn aws_web_identity_credentials_through_sts() {
     );
     assert_eq!(out.stdout, b"via-web-identity");
 }
+
+/// The controller's read path (`Frugal::fetch_batch_since`) uses
+/// BatchGetSecretValue: one HTTP request for every reference of one
+/// ExternalSecret, counted as one backend call; a second ExternalSecret due
+/// in the same refresh slot is served from the copies, and a later slot
+/// reads again.
+#[tokio::test]
+async fn aws_reads_of_one_refresh_go_out_as_one_batch_request() {
+    use sealgate::providers::cache::{Frugal, FrugalConfig};
+    use std::sync::atomic::Ordering;
+    use std::time::SystemTime;
+
+    let moto = Moto::start();
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    for (name, value) in [
+        ("batch/a", r#"{"user":"ua","password":"pa"}"#),
+        ("batch/b", "plain-b"),
+        ("batch/c", "plain-c"),
+    ] {
+        sm.create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (endpoint, seen) = faulty_proxy(&moto, 0, 200, "").await;
+    let config = AwsConfig {
+        endpoint: Some(endpoint),
+        ..aws_config(&moto)
+    };
+    let p = Frugal::new(
+        SecretsManagerProvider::connect(&config).await,
+        FrugalConfig::default(),
+    );
+    assert_eq!(p.batch_size(), 20);
+    let refs = [
+        Reference::key("batch/a").property("user"),
+        Reference::key("batch/a").property("password"),
+        Reference::key("batch/b"),
+        Reference::key("batch/c"),
+        Reference::key("batch/missing"),
+    ];
+    let slot = SystemTime::now();
+    let got = p.fetch_batch_since(&refs, slot).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "one HTTP request");
+    assert_eq!(p.counters().calls.load(Ordering::Relaxed), 1);
+    assert_eq!(bytes(&got[0].as_ref().unwrap().value), b"ua");
+    assert_eq!(bytes(&got[1].as_ref().unwrap().value), b"pa");
+    assert_eq!(bytes(&got[2].as_ref().unwrap().value), b"plain-b");
+    assert_eq!(bytes(&got[3].as_ref().unwrap().value), b"plain-c");
+    assert!(
+        matches!(got[4], Err(ProviderError::NotFound { .. })),
+        "{:?}",
+        got[4]
+    );
+
+    // Another reader due in the same slot: copies, no request.
+    let again = p.fetch_batch_since(&refs[..4], slot).await;
+    assert!(again.iter().all(Result::is_ok));
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    // The next slot needs fresh reads: one more request.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let next = SystemTime::now();
+    sm.put_secret_value()
+        .secret_id("batch/b")
+        .secret_string("rotated-b")
+        .send()
+        .await
+        .unwrap();
+    let fresh = p.fetch_batch_since(&refs[..4], next).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(bytes(&fresh[2].as_ref().unwrap().value), b"rotated-b");
+}

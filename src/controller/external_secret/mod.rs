@@ -16,8 +16,16 @@
 //! merge into one Secret without removing each other's keys). Deletion runs
 //! through a finalizer and honours `deletionPolicy`.
 //!
-//! Scheduling: `refreshInterval` (default 1h, `0` = fetch once) with ±10%
-//! jitter. After a controller start, objects that were already synced at
+//! Scheduling: `refreshInterval` (default 1h, `0` = fetch once) on
+//! *slots*: wall-clock instants `phase + n·interval`, where the phase is a
+//! stable hash of the store and the remote keys an object reads. Different
+//! keys get different phases (the spread jitter gives, so a fleet does not
+//! refresh at once), while every object reading the same keys comes due at
+//! the same instant and asks the store for data read at or after that
+//! instant ([`crate::providers::Provider::fetch_since`]): the first one
+//! reads and the rest of the wave share its copy — one backend call per
+//! distinct secret per refresh, however many objects read it. A backend
+//! change is still picked up within one interval. After a controller start, objects that were already synced at
 //! their current generation wait a random part of their interval (at most
 //! five minutes) before their first fetch, so never-synced objects are
 //! served first and a restart does not stampede the backends.
@@ -53,7 +61,10 @@ use super::api::{
     SecretStore, StoreKind, WorkloadRef,
 };
 use super::context::Context;
-use super::sops_secret::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL};
+use super::sops_secret::{
+    FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION, OWNER_LABEL,
+    owner_label_shortened, owner_label_value,
+};
 use super::status::{self, condition, ready};
 use super::stores::StoreError;
 use crate::providers::{Decoding, FindQuery, ProviderError, Reference};
@@ -200,8 +211,29 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
     )
     .touched_objects();
-    let controller = Controller::new(es_api, watcher::Config::default());
-    let reader = controller.store();
+    // Only spec (generation), annotation and finalizer changes trigger (the
+    // finalizer helper adds ours and waits for that change): our own status
+    // writes would otherwise double the reconciles. Deletion bumps the
+    // generation of an object with finalizers, so it passes.
+    // managedFields are dropped from the cache: at 10,000 objects they are
+    // a large share of the controller's memory and nothing reads them.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let es_events = watcher::watcher(es_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|es: &mut ExternalSecret| es.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            kube::runtime::Predicate::combine(
+                kube::runtime::Predicate::combine(
+                    predicates::generation as fn(&ExternalSecret) -> Option<u64>,
+                    predicates::annotations as fn(&ExternalSecret) -> Option<u64>,
+                ),
+                predicates::finalizers as fn(&ExternalSecret) -> Option<u64>,
+            ),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(es_events, reader.clone());
     let reader2 = reader.clone();
     let stores = watcher::watcher(store_api, watcher::Config::default())
         .applied_objects()
@@ -209,11 +241,19 @@ pub async fn run(
     let cluster_stores = watcher::watcher(cluster_store_api, watcher::Config::default())
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+    let echo_ctx = Arc::clone(&ctx);
     controller
-        .watches_stream(owned, |s: PartialObjectMeta<Secret>| {
+        .watches_stream(owned, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace();
-            s.labels()
-                .get(OWNER_LABEL)
+            let key = format!("{}/{}", ns.as_deref().unwrap_or_default(), s.name_any());
+            if echo_ctx.is_echo(&key, s.resource_version().as_deref()) {
+                return None;
+            }
+            // The annotation holds the full name when the label had to be
+            // shortened.
+            s.annotations()
+                .get(OWNER_ANNOTATION)
+                .or_else(|| s.labels().get(OWNER_LABEL))
                 .and_then(|v| v.strip_prefix("ExternalSecret."))
                 .zip(ns)
                 .map(|(name, ns)| ObjectRef::new(name).within(&ns))
@@ -308,6 +348,53 @@ fn refresh_interval(es: &ExternalSecret) -> Result<Duration, ExternalSecretError
     }
 }
 
+/// Where in each interval the refresh slots of `es` fall: the same for
+/// every object reading the same keys through the same store (so they
+/// share reads), different across keys (so refreshes spread out). Zero
+/// when jitter is off. FNV-1a: stable across processes and replicas.
+fn phase(es: &ExternalSecret, interval: Duration) -> Duration {
+    let millis = interval.as_millis() as u64;
+    if millis == 0 {
+        return Duration::ZERO;
+    }
+    let r = &es.spec.secret_store_ref;
+    let mut keys = super::stores::remote_keys(es);
+    keys.sort();
+    keys.dedup();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let kind = format!("{:?}", r.effective_kind());
+    let ns = es.namespace().unwrap_or_default();
+    // A namespaced store is a different store in every namespace.
+    let store_ns = match r.effective_kind() {
+        StoreKind::SecretStore => ns.as_str(),
+        StoreKind::ClusterSecretStore => "",
+    };
+    for part in [kind.as_str(), store_ns, r.name.as_str()]
+        .into_iter()
+        .chain(keys.iter().map(String::as_str))
+    {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Duration::from_millis(h % millis)
+}
+
+/// The refresh slot `now` falls in: (its start, the next slot's start).
+fn slot(now: SystemTime, interval: Duration, phase: Duration) -> (SystemTime, SystemTime) {
+    let iv = interval.as_millis().max(1);
+    let t = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let p = phase.as_millis() % iv;
+    // Time since the last slot start, modulo the interval (t + iv - p ≥ 0).
+    let into = (t + iv - p) % iv;
+    let start = SystemTime::UNIX_EPOCH + Duration::from_millis(t.saturating_sub(into) as u64);
+    (start, start + interval)
+}
+
 /// `d` ± 10%, unless jitter is off.
 fn jittered(d: Duration, jitter: bool) -> Duration {
     if !jitter || d.is_zero() {
@@ -341,7 +428,21 @@ fn creation_policy(es: &ExternalSecret) -> CreationPolicy {
 }
 
 fn owner_label(es: &ExternalSecret) -> String {
-    format!("ExternalSecret.{}", es.name_any())
+    owner_label_value(KIND, &es.name_any())
+}
+
+/// Annotations to apply: the template's, plus the full owner name when the
+/// owner label is shortened.
+fn full_annotations(
+    es: &ExternalSecret,
+    policy: CreationPolicy,
+    d: &Desired,
+) -> BTreeMap<String, String> {
+    let mut annotations = d.annotations.clone();
+    if policy != CreationPolicy::Merge && owner_label_shortened(KIND, &es.name_any()) {
+        annotations.insert(OWNER_ANNOTATION.into(), format!("{KIND}.{}", es.name_any()));
+    }
+    annotations
 }
 
 fn merge_manager(es: &ExternalSecret) -> String {
@@ -390,14 +491,38 @@ async fn apply(es: Arc<ExternalSecret>, ctx: &Context) -> Result<Action, Externa
             }
         }
     }
-    let result = sync(&es, ctx, &ns).await;
+    let now = SystemTime::now();
+    let (floor, next) = if interval.is_zero() {
+        // Fetch once: data as new as the object itself.
+        let created = es
+            .meta()
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| {
+                SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(
+                    u64::try_from(t.0.as_second()).unwrap_or(0),
+                ))
+            })
+            .unwrap_or(now);
+        (created, now)
+    } else {
+        let p = if ctx.jitter {
+            phase(&es, interval)
+        } else {
+            Duration::ZERO
+        };
+        slot(now, interval, p)
+    };
+    let result = sync(&es, ctx, &ns, floor).await;
     let ok = result.is_ok();
-    let action = report(&es, ctx, result).await?;
+    report(&es, ctx, result).await?;
     if ok && interval.is_zero() {
         return Ok(Action::await_change());
     }
-    let _ = action;
-    Ok(Action::requeue(jittered(interval, ctx.jitter)))
+    // Just after the next slot starts, so the floor has moved on.
+    let wait =
+        next.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(50);
+    Ok(Action::requeue(wait))
 }
 
 /// Records the outcome in status (only when it changed) and events.
@@ -414,11 +539,9 @@ async fn report(
     let mut st = old.clone().unwrap_or_default();
     match result {
         Ok(o) => {
-            let message = if o.wrote {
-                format!("Secret {} written from the store", o.secret)
-            } else {
-                format!("Secret {} is up to date", o.secret)
-            };
+            // The same words whether or not this pass wrote, so the
+            // reconcile our own write triggers finds status unchanged.
+            let message = format!("Secret {} is in sync with the store", o.secret);
             status::set(
                 &mut st.conditions,
                 ready(true, "SecretSynced", &message, generation),
@@ -435,7 +558,8 @@ async fn report(
             status::patch_if_changed(&api, &name, old.as_ref(), &st).await?;
             if o.wrote {
                 ctx.metrics.secret_written(KIND);
-                publish(ctx, es, EventType::Normal, "Updated", message).await;
+                let note = format!("Secret {} written from the store", o.secret);
+                publish(ctx, es, EventType::Normal, "Updated", note).await;
             } else {
                 ctx.metrics.write_skipped();
             }
@@ -485,6 +609,7 @@ async fn sync(
     es: &ExternalSecret,
     ctx: &Context,
     ns: &str,
+    floor: SystemTime,
 ) -> Result<Outcome, ExternalSecretError> {
     validate(es)?;
     let (_store, handle) = ctx.stores.for_object(es).await?;
@@ -509,7 +634,7 @@ async fn sync(
         })?;
         return sync_dynamic(es, ctx, ns, &name, existing, vault, &d.path).await;
     }
-    let values = fetch_all(es, handle.provider()).await?;
+    let values = fetch_all(es, handle.provider(), floor).await?;
     let template = es.spec.target.as_ref().and_then(|t| t.template.as_ref());
     let rendered = render::render(template, values)?;
     let desired = Desired {
@@ -575,9 +700,11 @@ fn reference(r: &RemoteRef) -> Result<Reference, ExternalSecretError> {
     let decoding = match r.decoding_strategy.as_deref() {
         None | Some("None") => Decoding::None,
         Some("Base64") => Decoding::Base64,
+        Some("Base64URL") => Decoding::Base64Url,
+        Some("Auto") => Decoding::Auto,
         Some(other) => {
             return Err(ExternalSecretError::InvalidSpec(format!(
-                "remoteRef.decodingStrategy {other:?} is not supported (None, Base64)"
+                "remoteRef.decodingStrategy {other:?} is not supported (None, Base64, Base64URL, Auto)"
             )));
         }
     };
@@ -593,11 +720,32 @@ fn reference(r: &RemoteRef) -> Result<Reference, ExternalSecretError> {
 async fn fetch_all(
     es: &ExternalSecret,
     provider: &dyn crate::providers::Provider,
+    floor: SystemTime,
 ) -> Result<BTreeMap<String, SecretBytes>, ExternalSecretError> {
+    // Every single-key read in one batch (one call where the backend has a
+    // batch API), answered in this order: extracts, then data[].
+    let mut refs = Vec::new();
+    for df in &es.spec.data_from {
+        if let Some(e) = &df.extract {
+            refs.push(reference(e)?);
+        }
+    }
+    for d in &es.spec.data {
+        refs.push(reference(&d.remote_ref)?);
+    }
+    let mut answers = provider.fetch_batch_since(&refs, floor).await.into_iter();
+    let mut next = || {
+        answers.next().unwrap_or_else(|| {
+            Err(ProviderError::Unavailable {
+                store: provider.store().to_owned(),
+                detail: "internal: batch answered too few references".into(),
+            })
+        })
+    };
     let mut out = BTreeMap::new();
     for (i, df) in es.spec.data_from.iter().enumerate() {
         let part = if let Some(e) = &df.extract {
-            let f = provider.fetch(&reference(e)?).await?;
+            let f = next()?;
             render::extract(&e.key, f.value)?
         } else if let Some(find) = &df.find {
             let name = match &find.name {
@@ -623,7 +771,7 @@ async fn fetch_all(
         out.extend(render::rewrite(i, part, &df.rewrite)?);
     }
     for d in &es.spec.data {
-        let f = provider.fetch(&reference(&d.remote_ref)?).await?;
+        let f = next()?;
         out.insert(d.secret_key.clone(), render::single_value(f.value));
     }
     Ok(out)
@@ -675,7 +823,7 @@ fn up_to_date(current: &Secret, es: &ExternalSecret, policy: CreationPolicy, d: 
         return false;
     }
     let annotations = current.annotations();
-    if d.annotations
+    if full_annotations(es, policy, d)
         .iter()
         .any(|(k, v)| annotations.get(k) != Some(v))
     {
@@ -749,8 +897,9 @@ async fn write(
             "name": name, "namespace": ns,
             "labels": full_labels(es, policy, &d),
         });
-        if !d.annotations.is_empty() {
-            metadata["annotations"] = json!(d.annotations);
+        let annotations = full_annotations(es, policy, &d);
+        if !annotations.is_empty() {
+            metadata["annotations"] = json!(annotations);
         }
         if !owner_refs.is_empty() {
             metadata["ownerReferences"] = json!(owner_refs);
@@ -772,6 +921,10 @@ async fn write(
             &Patch::Apply(&body),
         )
         .await?;
+    ctx.wrote(
+        format!("{ns}/{name}"),
+        written.metadata.resource_version.clone(),
+    );
     if content_changed {
         restart(es, ctx, ns, &d.data);
     }
@@ -1076,6 +1229,74 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].kind, "StatefulSet");
         assert_eq!(t[1].name, "db");
+    }
+
+    fn reader(ns: &str, kind: &str, keys: &[&str]) -> ExternalSecret {
+        let data: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| json!({"secretKey": format!("k{i}"), "remoteRef": {"key": k}}))
+            .collect();
+        let mut e = es(json!({"secretStoreRef": {"name": "vault", "kind": kind}, "data": data}));
+        e.metadata.namespace = Some(ns.into());
+        e
+    }
+
+    #[test]
+    fn readers_of_the_same_keys_share_refresh_slots() {
+        let iv = Duration::from_secs(600);
+        let a = phase(&reader("a", "ClusterSecretStore", &["db", "api"]), iv);
+        let b = phase(&reader("b", "ClusterSecretStore", &["api", "db"]), iv);
+        assert_eq!(
+            a, b,
+            "same cluster store and keys, any namespace: same phase"
+        );
+        assert!(a < iv);
+        // Different keys spread out (a fixed pair: hashes differ).
+        let c = phase(&reader("a", "ClusterSecretStore", &["other"]), iv);
+        assert_ne!(a, c);
+        // A namespaced store is a different store per namespace.
+        let d = phase(&reader("a", "SecretStore", &["db"]), iv);
+        let e = phase(&reader("b", "SecretStore", &["db"]), iv);
+        assert_ne!(d, e);
+    }
+
+    #[test]
+    fn slots_contain_now_and_start_at_the_phase() {
+        let iv = Duration::from_secs(600);
+        for (secs, ph) in [
+            (1_800_000_000u64, 17u64),
+            (1_800_000_016, 17),
+            (1_800_000_017, 17),
+            (1_800_000_005, 599),
+        ] {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            let (start, next) = slot(now, iv, Duration::from_secs(ph));
+            assert!(start <= now && now < next, "{secs}/{ph}");
+            assert_eq!(next.duration_since(start).unwrap(), iv);
+            let s = start
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            assert_eq!(s.rem_euclid(600), ph % 600, "{secs}/{ph}");
+        }
+    }
+
+    #[test]
+    fn long_names_get_a_valid_unique_owner_label() {
+        let short = owner_label_value(KIND, "db");
+        assert_eq!(short, "ExternalSecret.db");
+        let base = "a".repeat(60);
+        let one = owner_label_value(KIND, &format!("{base}-one"));
+        let two = owner_label_value(KIND, &format!("{base}-two"));
+        assert_ne!(one, two);
+        for v in [&one, &two] {
+            assert!(v.len() <= 63, "{v}");
+            assert!(v.ends_with(|c: char| c.is_ascii_alphanumeric()), "{v}");
+            assert!(v.starts_with("ExternalSecret."), "{v}");
+        }
+        assert_eq!(one, owner_label_value(KIND, &format!("{base}-one")));
+        assert!(owner_label_shortened(KIND, &base) && !owner_label_shortened(KIND, "db"));
     }
 
     #[test]
