@@ -755,6 +755,16 @@ async fn run(
             &format!("applying revision {}", rev.commit),
             gs.metadata.generation,
         );
+        // Flux-style: Ready is Unknown while the outcome is open.
+        let mut ready = status::condition(
+            "Ready",
+            false,
+            "Progressing",
+            &format!("applying revision {}", rev.commit),
+            gs.metadata.generation,
+        );
+        ready.status = "Unknown".into();
+        status::set(&mut interim.conditions, ready);
         hook(interim).await;
     }
     let apply_changes = !ctx.dry_run && (mode == DriftMode::Correct || new_revision);

@@ -1329,10 +1329,10 @@ async fn controller_writes_reconciling_replaces_stale_status_and_serves_metrics(
         }),
     )
     .await;
-    assert_ne!(
-        cond(&gs, "Ready").map(|c| c.0).as_deref(),
-        Some("True"),
-        "not Ready while reconciling"
+    assert_eq!(
+        cond(&gs, "Ready"),
+        Some(("Unknown".into(), "Progressing".into())),
+        "Ready is Unknown while reconciling"
     );
     let gs = wait(
         "health failure",
