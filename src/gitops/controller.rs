@@ -191,7 +191,10 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
         .record(&ns, &name, &report, started.elapsed());
     if progressed.load(std::sync::atomic::Ordering::Relaxed) || gs.status.as_ref() != Some(&status)
     {
-        write_status(&api, &name, &status).await?;
+        if let Err(e) = write_status(&api, &name, &status).await {
+            ctx.options.metrics.status_write_failed();
+            return Err(e.into());
+        }
     }
     let ready_changed = previous
         .conditions

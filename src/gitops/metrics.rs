@@ -96,6 +96,14 @@ impl GitOpsMetrics {
         }
     }
 
+    /// Records a failed status write (reason `StatusWriteFailed`), which
+    /// the sync report cannot know about.
+    pub fn status_write_failed(&self) {
+        *lock(&self.errors)
+            .entry("StatusWriteFailed".to_owned())
+            .or_default() += 1;
+    }
+
     /// Marks the process ready (for `/readyz`).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
