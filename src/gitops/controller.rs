@@ -189,12 +189,11 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
     ctx.options
         .metrics
         .record(&ns, &name, &report, started.elapsed());
-    if progressed.load(std::sync::atomic::Ordering::Relaxed) || gs.status.as_ref() != Some(&status)
-    {
-        if let Err(e) = write_status(&api, &name, &status).await {
-            ctx.options.metrics.status_write_failed();
-            return Err(e.into());
-        }
+    let changed = progressed.load(std::sync::atomic::Ordering::Relaxed)
+        || gs.status.as_ref() != Some(&status);
+    if changed && let Err(e) = write_status(&api, &name, &status).await {
+        ctx.options.metrics.status_write_failed();
+        return Err(e.into());
     }
     let ready_changed = previous
         .conditions
