@@ -5,7 +5,8 @@
 //! status — inventory included, which prune needs — lives in a ConfigMap
 //! `sealgate-gitsync-<name>` in the GitSync's namespace, written with
 //! server-side apply. `--diff` plans with server-side dry-run and writes
-//! nothing. `sealgate gitops` runs only the GitSync controller.
+//! nothing. `sealgate gitops` runs only the GitSync controller, and serves
+//! its metrics with `/healthz` and `/readyz` on `--metrics-addr`.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use serde_json::json;
 use super::{ExitStatus, Failure};
 use crate::controller::sops_secret::FIELD_MANAGER;
 use crate::gitops::controller::{self, GitOpsOptions};
+use crate::gitops::metrics;
 use crate::gitops::spec::{self, GitSyncStatus};
 use crate::gitops::sync::{self, Change, SyncContext};
 
@@ -47,6 +49,12 @@ pub struct GitopsArgs {
     /// Git object cache directory.
     #[arg(long, value_name = "DIR", env = "SEALGATE_GIT_CACHE")]
     cache_dir: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// GitSyncs reconciled in parallel.
+    #[arg(long, default_value_t = 2)]
+    concurrency: u16,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -96,6 +104,7 @@ pub(super) fn run_sync(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
             cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache),
             dry_run: args.diff,
             force: true,
+            progress: None,
         };
         let mut cache = Default::default();
         let (status, report) = sync::reconcile(&gs, &previous, &ctx, &mut cache).await;
@@ -157,12 +166,31 @@ pub(super) fn run_gitops(args: &GitopsArgs) -> anyhow::Result<ExitStatus> {
             cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache),
             config: Some(config),
             instance: std::env::var("POD_NAME").ok(),
+            concurrency: args.concurrency.max(1),
             ..GitOpsOptions::default()
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        controller::run_until(client, options, shutdown).await;
+        let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+            .await
+            .map_err(|e| {
+                Failure::unavailable(anyhow::anyhow!(
+                    "cannot serve metrics/health on {}: {e}",
+                    args.metrics_addr
+                ))
+            })?;
+        tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+        let app = metrics::router(options.metrics.clone());
+        let http = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "metrics endpoint stopped");
+            }
+        });
+        controller::run_until(
+            client,
+            options,
+            crate::controller::runner::shutdown_signal(),
+        )
+        .await;
+        http.abort();
         Ok(ExitStatus::Success)
     })
 }

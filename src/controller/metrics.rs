@@ -381,6 +381,12 @@ impl Metrics {
 }
 
 fn esc(s: &str) -> String {
+    escape_label(s)
+}
+
+/// Escapes a Prometheus label value (backslash, quote, newline); public so
+/// other hand-written registries (the GitSync loop's) render the same way.
+pub fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -5,8 +5,12 @@
 //! no drift check is due — costs one Git round trip and no API writes; a
 //! full reconcile runs every `interval`. The dry-run cache lives here, per
 //! GitSync, so an unchanged cluster costs about one LIST per kind. Status is
-//! written only when it changed; events go out on changes, drift and
-//! refusals (names only; messages were scrubbed by the sync).
+//! written only when it changed, as a merge patch that replaces the whole
+//! status (absent fields sent as `null`, so nothing stale survives); a new
+//! revision additionally gets one interim write (`Reconciling=True`) before
+//! its first apply. Events go out on changes, drift and refusals (names
+//! only; messages were scrubbed by the sync). Every reconcile feeds the
+//! [`GitOpsMetrics`] served on `/metrics`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,8 +24,9 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use super::spec::GitSync;
-use super::sync::{self, DryRunCache, SyncContext};
+use super::metrics::GitOpsMetrics;
+use super::spec::{GitSync, GitSyncStatus};
+use super::sync::{self, DryRunCache, ProgressHook, SyncContext};
 
 /// How the GitSync controller runs.
 #[derive(Clone, Debug)]
@@ -36,6 +41,8 @@ pub struct GitOpsOptions {
     pub concurrency: u16,
     /// Event reporter instance (pod name).
     pub instance: Option<String>,
+    /// Where reconciles are counted (served on `/metrics` by the CLI).
+    pub metrics: Arc<GitOpsMetrics>,
 }
 
 impl Default for GitOpsOptions {
@@ -46,6 +53,7 @@ impl Default for GitOpsOptions {
             config: None,
             concurrency: 2,
             instance: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -99,6 +107,7 @@ pub async fn run_until(
         caches: Mutex::new(HashMap::new()),
         options: options.clone(),
     });
+    ctx.options.metrics.set_ready(true);
     Controller::new(api, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(options.concurrency))
         .graceful_shutdown_on(shutdown)
@@ -111,6 +120,22 @@ pub async fn run_until(
         .await;
 }
 
+/// Replaces the status (absent fields deleted), so no stale message,
+/// inventory or condition outlives the reconcile that dropped it.
+async fn write_status(
+    api: &Api<GitSync>,
+    name: &str,
+    st: &GitSyncStatus,
+) -> Result<(), kube::Error> {
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(st.replacing_patch()),
+    )
+    .await
+    .map(|_| ())
+}
+
 fn error_policy(_obj: Arc<GitSync>, _err: &ControllerError, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(30))
 }
@@ -121,7 +146,28 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
     if gs.spec.suspend == Some(true) {
         return Ok(Action::await_change());
     }
+    let started = std::time::Instant::now();
     let key = format!("{ns}/{name}");
+    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);
+    let progressed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook: ProgressHook = {
+        let api = api.clone();
+        let name = name.clone();
+        let progressed = Arc::clone(&progressed);
+        Arc::new(move |interim: GitSyncStatus| {
+            let api = api.clone();
+            let name = name.clone();
+            let progressed = Arc::clone(&progressed);
+            Box::pin(async move {
+                // Best effort: a failed interim write only loses the
+                // Reconciling=True display; the final write still happens.
+                match write_status(&api, &name, &interim).await {
+                    Ok(()) => progressed.store(true, std::sync::atomic::Ordering::Relaxed),
+                    Err(e) => tracing::debug!(error = %e, "could not write Reconciling status"),
+                }
+            })
+        })
+    };
     let mut cache = ctx
         .caches
         .lock()
@@ -133,14 +179,22 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Ctx>) -> Result<Action, Controller
         cache_dir: ctx.options.cache_dir.clone(),
         dry_run: false,
         force: false,
+        progress: Some(hook),
     };
     let previous = gs.status.clone().unwrap_or_default();
     let (status, report) = sync::reconcile(&gs, &previous, &sctx, &mut cache).await;
     if let Ok(mut c) = ctx.caches.lock() {
         c.insert(key, cache);
     }
-    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &ns);
-    crate::controller::status::patch_if_changed(&api, &name, gs.status.as_ref(), &status).await?;
+    ctx.options
+        .metrics
+        .record(&ns, &name, &report, started.elapsed());
+    let changed = progressed.load(std::sync::atomic::Ordering::Relaxed)
+        || gs.status.as_ref() != Some(&status);
+    if changed && let Err(e) = write_status(&api, &name, &status).await {
+        ctx.options.metrics.status_write_failed();
+        return Err(e.into());
+    }
     let ready_changed = previous
         .conditions
         .iter()

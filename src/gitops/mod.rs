@@ -8,11 +8,12 @@
 //! `render` (files → objects with file:line), `validate` (structure and the
 //! gate), `secrets` (decrypt + redactor), `diff`, `plan` (staging, dry-run
 //! cache, apply, prune), `sync` (one reconcile, in order) and `controller`
-//! (the kube-rs runtime around it). Nothing here writes to the cluster
+//! (the kube-rs runtime around it), `metrics` (its Prometheus registry). Nothing here writes to the cluster
 //! before the whole revision has passed rendering, validation and
 //! decryption.
 
 pub mod controller;
+pub mod metrics;
 pub mod render;
 pub mod secrets;
 pub mod source;

@@ -295,6 +295,34 @@ pub struct GitSyncStatus {
     pub history: Vec<HistoryEntry>,
 }
 
+/// Every field of [`GitSyncStatus`] as serialized. A status write sends
+/// `null` for each one the new status leaves out, so a JSON merge patch
+/// clears stale values (an emptied inventory, a dropped condition list)
+/// instead of keeping them.
+pub const STATUS_FIELDS: [&str; 7] = [
+    "conditions",
+    "observedGeneration",
+    "lastAttemptedRevision",
+    "lastAppliedRevision",
+    "lastReconcileTime",
+    "inventory",
+    "history",
+];
+
+impl GitSyncStatus {
+    /// The status as a merge-patch body that replaces the whole status:
+    /// fields absent from `self` are sent as `null` (deleted).
+    pub fn replacing_patch(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(m) = v.as_object_mut() {
+            for k in STATUS_FIELDS {
+                m.entry(k).or_insert(serde_json::Value::Null);
+            }
+        }
+        serde_json::json!({ "status": v })
+    }
+}
+
 /// Why a GitSync spec or file is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -543,6 +571,45 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("m5").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn status_patch_names_every_field_and_nulls_the_absent_ones() {
+        let full = GitSyncStatus {
+            conditions: vec![crate::controller::status::ready(true, "R", "m", Some(1))],
+            observed_generation: Some(1),
+            last_attempted_revision: Some("a".into()),
+            last_applied_revision: Some("a".into()),
+            last_reconcile_time: Some("t".into()),
+            inventory: vec![InventoryEntry {
+                id: "i".into(),
+                v: "v1".into(),
+            }],
+            history: vec![HistoryEntry {
+                revision: "a".into(),
+                result: "Applied".into(),
+                finished_at: "t".into(),
+                objects: 1,
+                changed: 1,
+                pruned: 0,
+            }],
+        };
+        let v = serde_json::to_value(&full).expect("json");
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut want = STATUS_FIELDS.to_vec();
+        keys.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(keys, want, "STATUS_FIELDS must list every status field");
+        let empty = GitSyncStatus::default().replacing_patch();
+        for k in STATUS_FIELDS {
+            assert!(empty["status"][k].is_null(), "{k}");
+            assert!(empty["status"].get(k).is_some(), "{k} sent as null");
+        }
     }
 
     #[test]

@@ -47,8 +47,23 @@ pub const RECREATE_ANNOTATION: &str = "sealgate.dev/recreate";
 pub const PRUNE_ANNOTATION: &str = "sealgate.dev/prune";
 /// On the GitSync: acknowledges a large prune for exactly this commit.
 pub const PRUNE_APPROVED_ANNOTATION: &str = "sealgate.dev/prune-approved";
+/// Per-object opt-out of reconciliation (Flux's
+/// `kustomize.toolkit.fluxcd.io/reconcile`): `disabled` on the object in Git
+/// or in the cluster means it is never applied, drift-corrected or pruned.
+pub const RECONCILE_ANNOTATION: &str = "sealgate.dev/reconcile";
+/// Per-object apply policy (Flux's `kustomize.toolkit.fluxcd.io/ssa`):
+/// `IfNotPresent` creates a missing object and never updates it; `Ignore`
+/// skips it entirely.
+pub const SSA_ANNOTATION: &str = "sealgate.dev/ssa";
 /// How many history entries are kept.
 pub const HISTORY_LEN: usize = 10;
+
+/// Called with an interim status before the first write of a new revision
+/// (the `Reconciling=True` condition), so the resource shows the apply in
+/// progress. The controller writes it to the status subresource; the CLI
+/// passes none.
+pub type ProgressHook =
+    std::sync::Arc<dyn Fn(GitSyncStatus) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Cache of dry-run results: object id → (desired digest, live
 /// resourceVersion) last found unchanged. Kept by the controller across
@@ -67,6 +82,8 @@ pub struct SyncContext {
     pub dry_run: bool,
     /// Force the full drift check even when the commit was already applied.
     pub force: bool,
+    /// Where the `Reconciling=True` interim status goes (none: not written).
+    pub progress: Option<ProgressHook>,
 }
 
 /// How one object compares with the cluster.
@@ -117,6 +134,11 @@ pub struct SyncReport {
     pub pruned: Vec<String>,
     /// Ids drifted from the last applied state.
     pub drifted: Vec<String>,
+    /// Who drifted what: one record per drifted object.
+    pub drift: Vec<DriftRecord>,
+    /// Ids left alone by `sealgate.dev/reconcile: disabled`,
+    /// `sealgate.dev/ssa: Ignore`, or `IfNotPresent` on an existing object.
+    pub skipped_objects: Vec<String>,
     /// Gate findings (refused or warned), one line each, no values.
     pub findings: Vec<String>,
     /// The audit record (one JSON line).
@@ -126,6 +148,23 @@ pub struct SyncReport {
     /// API requests this reconcile made, by kind of call (counted at the
     /// call sites): discovery, list, get, dryRun, apply, delete.
     pub api_calls: BTreeMap<&'static str, u64>,
+}
+
+/// One drifted object and the field managers that changed it out of band
+/// (from the live object's `managedFields`; names only, never values).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftRecord {
+    /// Flux-style id.
+    pub id: String,
+    /// Object kind (the metric label).
+    pub kind: String,
+    /// Field managers other than `sealgate` owning a drifted field; when
+    /// none owns one (a removed field), the most recent other manager;
+    /// `unknown` when there is none.
+    pub managers: Vec<String>,
+    /// The drifted JSON pointers.
+    pub paths: Vec<String>,
 }
 
 impl SyncReport {
@@ -265,22 +304,30 @@ pub async fn reconcile(
                     report.pruned.len()
                 );
             }
-            set(
-                &mut st,
-                "Ready",
-                true,
-                "ReconciliationSucceeded",
-                &report.message,
-                generation,
-            );
-            set(
-                &mut st,
-                "Stalled",
-                false,
-                "ReconciliationSucceeded",
-                "",
-                generation,
-            );
+            // A skipped reconcile (same commit, no drift check due) leaves a
+            // Ready=True status as it is, so polling the ref costs no write.
+            let was_ready = st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if !(report.skipped && was_ready) {
+                set(
+                    &mut st,
+                    "Ready",
+                    true,
+                    "ReconciliationSucceeded",
+                    &report.message,
+                    generation,
+                );
+                set(
+                    &mut st,
+                    "Stalled",
+                    false,
+                    "ReconciliationSucceeded",
+                    "",
+                    generation,
+                );
+            }
             if !report.skipped {
                 let refused = report.findings.len();
                 let (safe_reason, safe_msg) = if refused == 0 {
@@ -346,7 +393,11 @@ pub async fn reconcile(
                     push_history(&mut st, &report, "Applied");
                 }
             }
-            st.last_reconcile_time = Some(now_rfc3339());
+            // Only a full reconcile (with its drift check) counts: a
+            // skipped poll must not push the next drift check back.
+            if !report.skipped {
+                st.last_reconcile_time = Some(now_rfc3339());
+            }
         }
         Err(e) => {
             report.ok = false;
@@ -377,6 +428,16 @@ pub async fn reconcile(
                 },
                 generation,
             );
+            if let SyncError::Health(_) = e {
+                set(
+                    &mut st,
+                    "Healthy",
+                    false,
+                    "HealthCheckFailed",
+                    &truncate(&report.message),
+                    generation,
+                );
+            }
             if let SyncError::Plaintext(_) = e {
                 set(
                     &mut st,
@@ -397,7 +458,30 @@ pub async fn reconcile(
             }
         }
     }
-    st.conditions.retain(|c| c.type_ != "Reconciling");
+    // Flux-style: Reconciling is True only while a new revision is being
+    // applied (written by the progress hook); afterwards False with the
+    // outcome. Conditions that no longer apply are dropped, not left stale.
+    if !ctx.dry_run {
+        let (reason, msg) = if report.ok {
+            (
+                "ReconciliationSucceeded".to_owned(),
+                format!("reconcile of revision {revision} finished"),
+            )
+        } else {
+            (
+                report.reason.clone(),
+                if revision.is_empty() {
+                    "reconcile failed before the revision was read".to_owned()
+                } else {
+                    format!("reconcile of revision {revision} failed")
+                },
+            )
+        };
+        set(&mut st, "Reconciling", false, &reason, &msg, generation);
+    }
+    if !gs.spec.effective_health_wait() {
+        st.conditions.retain(|c| c.type_ != "Healthy");
+    }
     report.audit = json!({
         "audit": "gitsync",
         "gitsync": format!("{}/{}", gs.metadata.namespace.as_deref().unwrap_or(""), gs.metadata.name.as_deref().unwrap_or("")),
@@ -408,6 +492,8 @@ pub async fn reconcile(
         "applied": report.applied,
         "pruned": report.pruned,
         "drifted": report.drifted,
+        "driftedBy": report.drift,
+        "skippedObjects": report.skipped_objects,
         "findings": report.findings,
         "dryRun": ctx.dry_run,
         "durationMs": started.elapsed().as_millis() as u64,
@@ -643,6 +729,44 @@ async fn run(
     // 6–7. Plan and apply, stage by stage.
     let mode = spec.effective_drift_mode();
     let new_revision = previous.last_applied_revision.as_deref() != Some(rev.commit.as_str());
+    // The revision passed render, gate and decryption: tell the resource a
+    // new revision (or spec) is being applied before anything is written.
+    // A retry of an attempt that already failed for this revision and spec
+    // writes nothing here, so a failure that repeats costs no status write
+    // (and no watch event that would bring the retry forward).
+    let retry = previous.last_attempted_revision.as_deref() == Some(rev.commit.as_str())
+        && generation_seen
+        && previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False");
+    if let Some(hook) = &ctx.progress
+        && !ctx.dry_run
+        && (new_revision || !generation_seen)
+        && !retry
+    {
+        let mut interim = previous.clone();
+        interim.last_attempted_revision = Some(rev.commit.clone());
+        set(
+            &mut interim,
+            "Reconciling",
+            true,
+            "Progressing",
+            &format!("applying revision {}", rev.commit),
+            gs.metadata.generation,
+        );
+        // Flux-style: Ready is Unknown while the outcome is open.
+        let mut ready = status::condition(
+            "Ready",
+            false,
+            "Progressing",
+            &format!("applying revision {}", rev.commit),
+            gs.metadata.generation,
+        );
+        ready.status = "Unknown".into();
+        status::set(&mut interim.conditions, ready);
+        hook(interim).await;
+    }
     let apply_changes = !ctx.dry_run && (mode == DriftMode::Correct || new_revision);
     let ignores = spec
         .drift
@@ -710,6 +834,39 @@ async fn run(
                     )));
                 }
             }
+            // Per-object opt-outs: `reconcile: disabled` or `ssa: Ignore` (in
+            // Git or in the cluster) leave the object alone; `ssa:
+            // IfNotPresent` only ever creates it.
+            let disabled = annotation(&d.object, RECONCILE_ANNOTATION) == Some("disabled")
+                || live_obj
+                    .as_ref()
+                    .is_some_and(|l| annotation(l, RECONCILE_ANNOTATION) == Some("disabled"));
+            let ssa = annotation(&d.object, SSA_ANNOTATION).or_else(|| {
+                live_obj
+                    .as_ref()
+                    .and_then(|l| annotation(l, SSA_ANNOTATION))
+            });
+            let ignored = disabled || ssa == Some("Ignore");
+            if ignored || (ssa == Some("IfNotPresent") && live_obj.is_some()) {
+                tracing::debug!(id = %d.id, "left alone by annotation");
+                report.skipped_objects.push(d.id.clone());
+                report.plan.push(PlannedObject {
+                    id: d.id.clone(),
+                    source: d.source.clone(),
+                    change: Change::Unchanged,
+                    secret_keys: BTreeMap::new(),
+                });
+                // An ignored object stays in the inventory only if it was
+                // there (so this revision does not prune it); one created
+                // with IfNotPresent is ours and stays listed.
+                if !ignored || old_ids.contains(d.id.as_str()) {
+                    inventory.push(InventoryEntry {
+                        id: d.id.clone(),
+                        v: api_version.clone(),
+                    });
+                }
+                continue;
+            }
             let live_rv = live_obj
                 .as_ref()
                 .and_then(|l| l.pointer("/metadata/resourceVersion"))
@@ -774,6 +931,14 @@ async fn run(
                 && old_ids.contains(d.id.as_str());
             if drifted {
                 report.drifted.push(d.id.clone());
+                if let (Change::Update(paths), Some(l)) = (&change, &live_obj) {
+                    report.drift.push(DriftRecord {
+                        id: d.id.clone(),
+                        kind: kind.clone(),
+                        managers: drift_managers(l, paths),
+                        paths: paths.clone(),
+                    });
+                }
             }
             report.plan.push(PlannedObject {
                 id: d.id.clone(),
@@ -825,13 +990,29 @@ async fn run(
         inventory.dedup();
     }
 
-    // 9. Health.
-    if apply_changes && spec.effective_health_wait() && !report.applied.is_empty() {
+    // 9. Health: what was applied now, or — for a new revision, or after a
+    // failed or missing health check — every object sealgate manages, so
+    // a retry that changes nothing cannot report Healthy unchecked.
+    let was_healthy = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Healthy" && c.status == "True");
+    let to_check: Vec<String> = if new_revision || !was_healthy {
+        report
+            .plan
+            .iter()
+            .map(|p| p.id.clone())
+            .filter(|id| !report.skipped_objects.contains(id))
+            .collect()
+    } else {
+        report.applied.clone()
+    };
+    if apply_changes && spec.effective_health_wait() && !to_check.is_empty() {
         wait_healthy(
             &client,
             &mut discovery,
             &staged,
-            &report.applied,
+            &to_check,
             spec.effective_timeout(),
         )
         .await?;
@@ -1086,6 +1267,104 @@ async fn apply_one(
     }
 }
 
+fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
+    o.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Json::as_str)
+}
+
+/// The field managers (other than `sealgate`) that own any of the drifted
+/// JSON `paths` of `live`, read from its `managedFields`. A drifted field
+/// nobody else owns (e.g. one that was removed) is attributed to the most
+/// recent other manager; `unknown` when there is none.
+pub fn drift_managers(live: &Json, paths: &[String]) -> Vec<String> {
+    let entries = live
+        .pointer("/metadata/managedFields")
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let others: Vec<&Json> = entries
+        .iter()
+        .filter(|e| {
+            e["manager"].as_str().is_some_and(|m| m != FIELD_MANAGER)
+                && e["subresource"].as_str().is_none_or(str::is_empty)
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    for p in paths {
+        let segs: Vec<String> = p
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        for e in &others {
+            if let (Some(m), Some(f)) = (e["manager"].as_str(), e.get("fieldsV1"))
+                && owns_path(f, &segs, live)
+            {
+                found.insert(m.to_owned());
+            }
+        }
+    }
+    if found.is_empty()
+        && let Some(m) = others
+            .iter()
+            .max_by_key(|e| e["time"].as_str().unwrap_or(""))
+            .and_then(|e| e["manager"].as_str())
+    {
+        found.insert(m.to_owned());
+    }
+    if found.is_empty() {
+        return vec!["unknown".into()];
+    }
+    found.into_iter().collect()
+}
+
+/// Whether a `fieldsV1` set covers the path `segs` (object keys and list
+/// indexes of `value`, mapped to `k:`/`v:` entries through the live list item).
+fn owns_path(fields: &Json, segs: &[String], value: &Json) -> bool {
+    let mut node = fields;
+    let mut value = value;
+    for seg in segs {
+        let Some(obj) = node.as_object() else {
+            return false;
+        };
+        if obj.is_empty() {
+            // A leaf: the manager owns everything below it.
+            return true;
+        }
+        if let Some(n) = obj.get(&format!("f:{seg}")) {
+            node = n;
+            value = value.get(seg.as_str()).unwrap_or(&Json::Null);
+            continue;
+        }
+        let item = seg
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| value.as_array()?.get(i));
+        let Some(item) = item else {
+            return false;
+        };
+        let hit = obj.iter().find(|(k, _)| list_key_matches(k, item));
+        let Some((_, n)) = hit else {
+            return false;
+        };
+        node = n;
+        value = item;
+    }
+    true
+}
+
+fn list_key_matches(key: &str, item: &Json) -> bool {
+    if let Some(k) = key.strip_prefix("k:") {
+        return serde_json::from_str::<serde_json::Map<String, Json>>(k)
+            .is_ok_and(|m| m.iter().all(|(f, v)| item.get(f) == Some(v)));
+    }
+    if let Some(v) = key.strip_prefix("v:") {
+        return serde_json::from_str::<Json>(v).is_ok_and(|v| &v == item);
+    }
+    false
+}
+
 /// After a stage: CRDs Established, Namespaces Active.
 async fn wait_stage(client: &Client, stage: &[Desired]) -> Result<(), SyncError> {
     use k8s_openapi::api::core::v1::Namespace;
@@ -1231,8 +1510,10 @@ async fn prune(
         let ours = labels.get(SYNC_NAME_LABEL).map(String::as_str) == Some(name)
             && labels.get(SYNC_NAMESPACE_LABEL).map(String::as_str) == Some(ns)
             && labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
-        let disabled =
-            live.annotations().get(PRUNE_ANNOTATION).map(String::as_str) == Some("disabled");
+        let annotations = live.annotations();
+        let disabled = annotations.get(PRUNE_ANNOTATION).map(String::as_str) == Some("disabled")
+            || annotations.get(RECONCILE_ANNOTATION).map(String::as_str) == Some("disabled")
+            || annotations.get(SSA_ANNOTATION).map(String::as_str) == Some("Ignore");
         if !ours || disabled {
             tracing::info!(id = %e.id, "not pruned: not carrying this GitSync's labels or prune disabled");
             continue;
@@ -1498,6 +1779,35 @@ mod tests {
             target: None,
         }];
         assert!(diff_paths(&normalise(&a, &ignore, &a), &normalise(&b, &ignore, &a)).is_empty());
+    }
+
+    #[test]
+    fn drift_is_attributed_to_the_manager_owning_the_field() {
+        let live = json!({
+            "metadata": {"managedFields": [
+                {"manager": "sealgate", "operation": "Apply", "time": "2026-01-01T00:00:00Z",
+                 "fieldsV1": {"f:data": {"f:other": {}}}},
+                {"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:01Z",
+                 "fieldsV1": {"f:data": {"f:mode": {}}}},
+                {"manager": "hpa", "operation": "Update", "time": "2026-01-01T00:00:02Z",
+                 "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {"f:image": {}}}}}},
+                {"manager": "kubelet", "operation": "Update", "subresource": "status",
+                 "time": "2026-01-01T00:00:09Z", "fieldsV1": {"f:status": {}}}
+            ]},
+            "data": {"mode": "red"},
+            "spec": {"containers": [{"name": "app", "image": "x"}]}
+        });
+        assert_eq!(
+            drift_managers(&live, &["/data/mode".into()]),
+            ["kubectl-edit"]
+        );
+        assert_eq!(
+            drift_managers(&live, &["/spec/containers/0/image".into()]),
+            ["hpa"]
+        );
+        // A removed field nobody owns: the latest non-status manager.
+        assert_eq!(drift_managers(&live, &["/data/gone".into()]), ["hpa"]);
+        assert_eq!(drift_managers(&json!({}), &["/x".into()]), ["unknown"]);
     }
 
     #[test]

@@ -300,3 +300,135 @@ async fn webhook_manifests_are_accepted_by_the_apiserver() {
     assert!(policy.exempt_namespaces.contains("sealgate-system"));
     assert!(policy.sealgate_users.contains(SA_USER));
 }
+
+async fn allowed_as(client: &Client, sa: &str, attrs: ResourceAttributes) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:sealgate-system:{sa}")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:sealgate-system".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(attrs),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    api.create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+/// `deploy/gitops`: the apiserver accepts it, `sealgate gitops` itself is
+/// confined to sealgate-system and may impersonate only the deployer, and
+/// the deployer holds the (operator-chosen) apply rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_manifests_apply_and_grant_least_privilege() {
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let applied = apply_dir(&client, "gitops").await;
+    for expected in [
+        "Namespace/sealgate-system",
+        "ServiceAccount/sealgate-gitops",
+        "ServiceAccount/sealgate-gitops-deployer",
+        "Role/sealgate-gitops",
+        "RoleBinding/sealgate-gitops",
+        "ClusterRole/sealgate-gitops-apply",
+        "ClusterRoleBinding/sealgate-gitops-apply",
+        "Deployment/sealgate-gitops",
+    ] {
+        assert!(
+            applied.iter().any(|a| a == expected),
+            "{expected} not in {applied:?}"
+        );
+    }
+    let listed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gitops/kustomization.yaml"),
+    )
+    .expect("kustomization");
+    for f in [
+        "namespace.yaml",
+        "serviceaccount.yaml",
+        "rbac.yaml",
+        "deployment.yaml",
+    ] {
+        assert!(
+            listed.contains(&format!("- {f}")),
+            "{f} not in kustomization"
+        );
+    }
+    let sys = Some("sealgate-system");
+    let named = |mut a: ResourceAttributes, name: &str| {
+        a.name = Some(name.into());
+        a
+    };
+    let must = [
+        attrs("watch", "sealgate.dev", "gitsyncs", sys),
+        attrs("patch", "sealgate.dev", "gitsyncs/status", sys),
+        attrs("get", "", "secrets", sys),
+        attrs("create", "events.k8s.io", "events", sys),
+        named(
+            attrs("impersonate", "", "serviceaccounts", sys),
+            "sealgate-gitops-deployer",
+        ),
+    ];
+    for a in must {
+        let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
+        assert!(
+            allowed_as(&client, "sealgate-gitops", a).await,
+            "sealgate gitops needs {what}"
+        );
+    }
+    let must_not = [
+        attrs("list", "", "secrets", sys),
+        attrs("get", "", "secrets", Some("team-a")),
+        attrs("patch", "sealgate.dev", "gitsyncs", sys),
+        attrs("watch", "sealgate.dev", "gitsyncs", Some("team-a")),
+        named(attrs("impersonate", "", "serviceaccounts", sys), "sealgate"),
+        attrs("impersonate", "", "users", None),
+        attrs("patch", "apps", "deployments", Some("team-a")),
+        attrs("delete", "", "namespaces", None),
+    ];
+    for a in must_not {
+        let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
+        assert!(
+            !allowed_as(&client, "sealgate-gitops", a).await,
+            "sealgate gitops must not have {what}"
+        );
+    }
+    // The deployer: the example apply rights, and nothing beyond them.
+    for a in [
+        attrs("patch", "apps", "deployments", Some("team-a")),
+        attrs("list", "", "configmaps", None),
+        attrs("delete", "", "services", Some("team-a")),
+    ] {
+        let what = format!("{:?} {:?}", a.verb, a.resource);
+        assert!(
+            allowed_as(&client, "sealgate-gitops-deployer", a).await,
+            "the deployer needs {what}"
+        );
+    }
+    for a in [
+        attrs(
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+        ),
+        attrs("patch", "sealgate.dev", "gitsyncs", sys),
+        attrs("create", "", "pods/exec", Some("team-a")),
+    ] {
+        let what = format!("{:?} {:?}", a.verb, a.resource);
+        assert!(
+            !allowed_as(&client, "sealgate-gitops-deployer", a).await,
+            "the deployer must not have {what}"
+        );
+    }
+    let again = apply_dir(&client, "gitops").await;
+    assert_eq!(applied, again);
+}

@@ -24,6 +24,7 @@ use crate::support::tools;
 
 const PLAIN_PW: &str = "PLANTED-gitops-pw-7f3a91c2";
 const SOPS_PW: &str = "PLANTED-gitops-sops-4be02d";
+const DRIFT_PW: &str = "PLANTED-gitops-drift-93ce1a";
 /// A GitHub-token-shaped value (36 chars after the prefix) so the gate's
 /// token detector fires; built at runtime so this file holds no token.
 fn api_token() -> String {
@@ -120,6 +121,7 @@ impl Harness {
                 cache_dir: tmp.join("git-cache"),
                 dry_run: false,
                 force: true,
+                progress: None,
             },
             client,
             cache: DryRunCache::new(),
@@ -389,9 +391,44 @@ async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_who
         Some("green")
     );
 
+    // Drift on the decrypted Secret: attributed to the field manager by key
+    // name only; neither the drifted nor the decrypted value (nor their
+    // base64) reaches the report, audit, status or logs.
+    let drift_b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(DRIFT_PW)
+    };
+    secrets
+        .patch(
+            "db",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"stringData": {"password": DRIFT_PW}})),
+        )
+        .await
+        .expect("out-of-band Secret edit");
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    let db_id = format!("{ns}_db__Secret");
+    let rec = report
+        .drift
+        .iter()
+        .find(|r| r.id == db_id)
+        .unwrap_or_else(|| panic!("Secret drift not reported: {:?}", report.drift));
+    assert_eq!(rec.managers, ["kubectl-edit"]);
+    assert_eq!(rec.paths, ["/data/password"]);
+    let db = secrets.get("db").await.expect("Secret");
+    assert_eq!(db.data.expect("data")["password"].0, SOPS_PW.as_bytes());
+    let report_text = format!("{} {:?} {:?}", report.audit, report.drift, report.plan);
+    for planted in [DRIFT_PW, drift_b64.as_str(), SOPS_PW] {
+        assert!(!report_text.contains(planted), "the report holds a value");
+    }
+
     let status_text = serde_json::to_string(&h.status).expect("status json");
     let logs = buf.text();
-    for planted in [PLAIN_PW, SOPS_PW, &api_token()] {
+    for planted in [PLAIN_PW, SOPS_PW, &api_token(), DRIFT_PW, &drift_b64] {
         assert!(!logs.contains(planted), "a log line holds a planted value");
         assert!(
             !status_text.contains(planted),
@@ -1098,4 +1135,333 @@ async fn service_account_is_impersonated_and_warn_policy_applies() {
         cm_value(&h.client, &ns, "settings").await.as_deref(),
         Some("warned")
     );
+}
+
+fn annotated_configmap(name: &str, value: &str, annotation: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations: {{{annotation}}}\ndata:\n  mode: {value}\n"
+    )
+}
+
+/// `sealgate.dev/reconcile: disabled` and `sealgate.dev/ssa: Ignore` leave
+/// an object alone (in Git or in the cluster: never applied, drift-corrected
+/// or pruned); `ssa: IfNotPresent` creates once and never updates. Drift is
+/// attributed to the field manager that made it, in the report, the audit
+/// record and the metrics.
+#[tokio::test(flavor = "current_thread")]
+async fn annotations_skip_or_create_once_and_drift_names_its_field_manager() {
+    use sealgate::gitops::metrics::GitOpsMetrics;
+
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(cluster, tmp.path()).await;
+    let ns = cluster.namespace("gitops-annot").await;
+    let repo = Repo::new(tmp.path());
+    repo.write("deploy/settings.yaml", &configmap("settings", "blue"));
+    repo.write("deploy/other.yaml", &configmap("other", "blue"));
+    repo.write(
+        "deploy/frozen.yaml",
+        &annotated_configmap("frozen", "blue", "sealgate.dev/reconcile: disabled"),
+    );
+    repo.write(
+        "deploy/ignored.yaml",
+        &annotated_configmap("ignored", "blue", "sealgate.dev/ssa: Ignore"),
+    );
+    repo.write(
+        "deploy/seed.yaml",
+        &annotated_configmap("seed", "blue", "sealgate.dev/ssa: IfNotPresent"),
+    );
+    repo.commit("one");
+    let gs = gitsync(&ns, &repo.url(), json!({}));
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    assert_eq!(cm_value(&h.client, &ns, "frozen").await, None);
+    assert_eq!(cm_value(&h.client, &ns, "ignored").await, None);
+    assert_eq!(
+        cm_value(&h.client, &ns, "seed").await.as_deref(),
+        Some("blue")
+    );
+    let mut skipped = report.skipped_objects.clone();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            format!("{ns}_frozen__ConfigMap"),
+            format!("{ns}_ignored__ConfigMap")
+        ]
+    );
+    let ids: Vec<&str> = h.status.inventory.iter().map(|e| e.id.as_str()).collect();
+    assert!(ids.contains(&format!("{ns}_seed__ConfigMap").as_str()));
+    assert!(!ids.contains(&format!("{ns}_frozen__ConfigMap").as_str()));
+
+    // Out-of-band edits by a named field manager (as `kubectl edit` does).
+    let api: Api<ConfigMap> = Api::namespaced(h.client.clone(), &ns);
+    let edit = |name: &'static str, patch: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let pp = PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            };
+            api.patch(name, &pp, &Patch::Merge(patch))
+                .await
+                .expect("kubectl-style edit");
+        }
+    };
+    edit("settings", json!({"data": {"mode": "red"}})).await;
+    edit("seed", json!({"data": {"mode": "red"}})).await;
+    let metrics = GitOpsMetrics::default();
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    metrics.record(&ns, "apps", &report, std::time::Duration::from_millis(1));
+    assert_eq!(report.drifted, [format!("{ns}_settings__ConfigMap")]);
+    assert_eq!(report.drift.len(), 1);
+    assert_eq!(report.drift[0].kind, "ConfigMap");
+    assert_eq!(report.drift[0].managers, ["kubectl-edit"]);
+    assert_eq!(report.drift[0].paths, ["/data/mode"]);
+    assert!(
+        report.audit["driftedBy"][0]["managers"][0] == "kubectl-edit",
+        "{}",
+        report.audit
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "sealgate_gitsync_drifted_objects_total{kind=\"ConfigMap\",manager=\"kubectl-edit\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("sealgate_gitsync_applied_objects_total{kind=\"ConfigMap\"} 1"));
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("blue"),
+        "drift corrected"
+    );
+    assert_eq!(
+        cm_value(&h.client, &ns, "seed").await.as_deref(),
+        Some("red"),
+        "IfNotPresent never updates"
+    );
+
+    // In-cluster opt-out: annotated live objects are neither corrected nor
+    // pruned, even after Git drops them.
+    edit(
+        "settings",
+        json!({"metadata": {"annotations": {"sealgate.dev/reconcile": "disabled"}}, "data": {"mode": "red"}}),
+    )
+    .await;
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    assert!(report.drifted.is_empty(), "{:?}", report.drifted);
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("red")
+    );
+    repo.remove("deploy/settings.yaml");
+    repo.commit("drop settings");
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{}", report.message);
+    assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    assert_eq!(
+        cm_value(&h.client, &ns, "settings").await.as_deref(),
+        Some("red")
+    );
+    assert_eq!(cm_value(&h.client, &ns, "frozen").await, None);
+}
+
+/// The controller writes `Reconciling=True` while a new revision is being
+/// applied (here: waiting for a Deployment that never becomes ready, as
+/// nothing runs pods in the test cluster) and `False` with the outcome
+/// afterwards; status writes replace stale fields (a dropped `Healthy`
+/// condition, an emptied inventory, an old error); `source.pollInterval`
+/// picks up a new commit although `interval` is an hour; `/metrics` serves
+/// the loop's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_writes_reconciling_replaces_stale_status_and_serves_metrics() {
+    use sealgate::gitops::controller::{self, GitOpsOptions};
+    use sealgate::gitops::metrics::{self, GitOpsMetrics};
+
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let ns = cluster.namespace("gitops-status").await;
+    let repo = Repo::new(tmp.path());
+    repo.write("deploy/web.yaml", &deployment("web"));
+    repo.write("deploy/config.yaml", &configmap("settings", "one"));
+    let first = repo.commit("one");
+    let gitsyncs: Api<GitSync> = Api::namespaced(client.clone(), &ns);
+    let mut gs = gitsync(
+        &ns,
+        &repo.url(),
+        json!({"interval": "1h", "timeout": "15s", "health": {"wait": true}}),
+    );
+    gs.spec.source.poll_interval = Some("1s".into());
+    gitsyncs
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create GitSync");
+
+    let registry = std::sync::Arc::new(GitOpsMetrics::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = metrics::router(std::sync::Arc::clone(&registry));
+    let http = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let options = GitOpsOptions {
+        namespace: Some(ns.clone()),
+        cache_dir: tmp.path().join("cache"),
+        metrics: std::sync::Arc::clone(&registry),
+        ..GitOpsOptions::default()
+    };
+    let task = tokio::spawn(controller::run_until(client.clone(), options, async move {
+        let _ = stop_rx.await;
+    }));
+    let cond = |gs: &GitSync, t: &str| {
+        gs.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+        })
+    };
+    let wait = |what: &'static str, f: Box<dyn Fn(&GitSync) -> bool + Send + Sync>| {
+        let gitsyncs = gitsyncs.clone();
+        async move {
+            let mut last = None;
+            for _ in 0..600 {
+                let gs = gitsyncs.get("apps").await.expect("get");
+                if f(&gs) {
+                    return gs;
+                }
+                last = gs.status;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("timed out waiting for {what}; status: {last:?}");
+        }
+    };
+    let first_c = first.clone();
+    let gs = wait(
+        "Reconciling=True",
+        Box::new(move |gs| {
+            cond(gs, "Reconciling") == Some(("True".into(), "Progressing".into()))
+                && gs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_attempted_revision.clone())
+                    == Some(first_c.clone())
+        }),
+    )
+    .await;
+    assert_eq!(
+        cond(&gs, "Ready"),
+        Some(("Unknown".into(), "Progressing".into())),
+        "Ready is Unknown while reconciling"
+    );
+    let gs = wait(
+        "health failure",
+        Box::new(|gs| {
+            cond(gs, "Ready").is_some_and(|c| c.1 == "HealthCheckFailed")
+                && cond(gs, "Reconciling").is_some_and(|c| c.0 == "False")
+        }),
+    )
+    .await;
+    assert_eq!(
+        cond(&gs, "Reconciling"),
+        Some(("False".into(), "HealthCheckFailed".into()))
+    );
+    assert_eq!(
+        cond(&gs, "Healthy"),
+        Some(("False".into(), "HealthCheckFailed".into()))
+    );
+    assert_eq!(
+        cm_value(&client, &ns, "settings").await.as_deref(),
+        Some("one")
+    );
+
+    let body = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    assert!(
+        body.contains("sealgate_gitsync_reconcile_errors_total{reason=\"HealthCheckFailed\"}"),
+        "{body}"
+    );
+    assert!(body.contains("sealgate_gitsync_applied_objects_total{kind=\"Deployment\"} 1"));
+    for path in ["healthz", "readyz"] {
+        let r = reqwest::get(format!("http://{addr}/{path}"))
+            .await
+            .expect("GET");
+        assert!(r.status().is_success(), "/{path}");
+    }
+
+    // Turn health waiting off: Ready, and the Healthy condition and the old
+    // error message are gone from the stored status.
+    gitsyncs
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"health": null}})),
+        )
+        .await
+        .expect("patch spec");
+    let gs = wait(
+        "Ready after health.wait off",
+        Box::new(|gs| cond(gs, "Ready").is_some_and(|c| c.0 == "True")),
+    )
+    .await;
+    assert_eq!(cond(&gs, "Healthy"), None, "{:?}", gs.status);
+    assert_eq!(
+        cond(&gs, "Reconciling"),
+        Some(("False".into(), "ReconciliationSucceeded".into()))
+    );
+    let text = serde_json::to_string(&gs.status).expect("json");
+    assert!(!text.contains("not healthy"), "{text}");
+    assert_eq!(gs.status.as_ref().map(|s| s.inventory.len()), Some(2));
+
+    // An empty revision (prune off) empties the inventory in the stored
+    // status; it is picked up by pollInterval, not interval (1h).
+    gitsyncs
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"prune": {"enabled": false}}})),
+        )
+        .await
+        .expect("patch spec");
+    repo.remove("deploy/web.yaml");
+    repo.remove("deploy/config.yaml");
+    repo.write("deploy/README.md", "no manifests here\n");
+    let empty = repo.commit("empty");
+    let empty_c = empty.clone();
+    let gs = wait(
+        "empty revision applied",
+        Box::new(move |gs| {
+            gs.status
+                .as_ref()
+                .and_then(|s| s.last_applied_revision.clone())
+                == Some(empty_c.clone())
+        }),
+    )
+    .await;
+    let st = gs.status.clone().unwrap_or_default();
+    assert!(
+        st.inventory.is_empty(),
+        "stale inventory: {:?}",
+        st.inventory
+    );
+    assert_eq!(
+        cm_value(&client, &ns, "settings").await.as_deref(),
+        Some("one"),
+        "prune disabled: nothing deleted"
+    );
+    let _ = stop_tx.send(());
+    let _ = task.await;
+    http.abort();
 }
