@@ -12,7 +12,8 @@
 #   BENCH_EXTERNALSECRETS=1000 BENCH_NAMESPACES=10 BENCH_DISTINCT=100 \
 #     BENCH_REFRESH_SECONDS=30 PROFILE=release bench/controller-eso.sh
 #
-# Knobs: those of bench/controller.sh (BENCH_*, PROFILE), plus BENCH_ESO_ARGS
+# Knobs: those of bench/controller.sh (BENCH_*, PROFILE), SEALGATE_BIN (a
+# prebuilt sealgate binary to run instead of building one), BENCH_ESO_ARGS
 # (extra ESO flags; default "--concurrent 16", sealgate's default
 # concurrency, where ESO's own default is 1). ESO is built once by
 # scripts/build-eso (version pinned in scripts/tool-versions.env) into
@@ -24,13 +25,21 @@ export SEALGATE_TOOLS_DIR="${SEALGATE_TOOLS_DIR:-$root/.tools}"
 ESO_DIR="$("$root/scripts/build-eso" | tail -n 1)"
 export ESO_DIR
 profile="${PROFILE:-debug}"
-if [ "$profile" = release ]; then
-  cargo build --quiet --release --bin sealgate --example controller_bench --manifest-path "$root/Cargo.toml"
+if [ -n "${SEALGATE_BIN:-}" ]; then
+  # A prebuilt controller (e.g. another checkout's release build of the
+  # same commit): only the driver is built, in debug.
+  profile="debug (driver); controller $SEALGATE_BIN"
+  cargo build --quiet --example controller_bench --manifest-path "$root/Cargo.toml"
+  driver="$root/target/debug/examples/controller_bench"
 else
-  cargo build --quiet --bin sealgate --example controller_bench --manifest-path "$root/Cargo.toml"
+  if [ "$profile" = release ]; then
+    cargo build --quiet --release --bin sealgate --example controller_bench --manifest-path "$root/Cargo.toml"
+  else
+    cargo build --quiet --bin sealgate --example controller_bench --manifest-path "$root/Cargo.toml"
+  fi
+  export SEALGATE_BIN="$root/target/$profile/sealgate"
+  driver="$root/target/$profile/examples/controller_bench"
 fi
-export SEALGATE_BIN="$root/target/$profile/sealgate"
-driver="$root/target/$profile/examples/controller_bench"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 

@@ -20,10 +20,10 @@
 //! `external-secrets` and `crds.yaml`, as `scripts/build-eso` leaves them),
 //! its `external-secrets.io/v1` CRDs, a ClusterSecretStore and
 //! ExternalSecrets of the same shape (ESO's API is the one sealgate's
-//! mirrors, so only `apiVersion` differs). `BENCH_ESO_ARGS` (default
-//! `--concurrent 16`, sealgate's default concurrency; ESO's own default is
-//! 1) adds ESO flags. The last line, `summary ...`, is what
-//! `bench/controller-eso.sh` turns into ratios.
+//! mirrors, so only `apiVersion` differs). `BENCH_ESO_ARGS` adds ESO
+//! flags; its default `--concurrent 16` matches sealgate's default
+//! concurrency (ESO's own default is one). The last line, `summary ...`,
+//! is what `bench/controller-eso.sh` turns into ratios.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused)]
@@ -197,7 +197,8 @@ fn sum_metric(text: &str, name: &str, having: &str) -> f64 {
                 && l.contains(having)
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
 }
 
 /// `resource[/subresource] → count` of mutating requests the apiserver served.
@@ -350,7 +351,7 @@ fn report(
     after: &(Figures, BTreeMap<String, f64>),
 ) -> Phase {
     let writes = diff(&after.1, &before.1);
-    let total: f64 = writes.values().sum();
+    let total: f64 = writes.values().sum::<f64>() + 0.0;
     let secret_writes: f64 = writes
         .iter()
         .filter(|(k, _)| {
