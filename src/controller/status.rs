@@ -69,15 +69,60 @@ where
     api.patch_status(
         name,
         &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({ "status": new })),
+        &kube::api::Patch::Merge(serde_json::json!({ "status": merge_body(old, new) })),
     )
     .await?;
     Ok(())
 }
 
+/// The merge-patch body for `new`: a field `old` had and `new` leaves out
+/// (an `Option` gone to `None`, a list emptied) is sent as `null`, so it is
+/// removed from the stored status instead of silently surviving.
+fn merge_body<S: serde::Serialize>(old: Option<&S>, new: &S) -> serde_json::Value {
+    let mut body = serde_json::to_value(new).unwrap_or(serde_json::Value::Null);
+    let old = old.and_then(|o| serde_json::to_value(o).ok());
+    if let (Some(serde_json::Value::Object(old)), serde_json::Value::Object(body)) =
+        (old, &mut body)
+    {
+        for key in old.keys() {
+            if !body.contains_key(key) {
+                body.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_that_went_away_are_sent_as_null() {
+        #[derive(serde::Serialize)]
+        struct St {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lease: Option<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            items: Vec<u8>,
+            kept: u8,
+        }
+        let old = St {
+            lease: Some("t".into()),
+            items: vec![1],
+            kept: 1,
+        };
+        let new = St {
+            lease: None,
+            items: vec![],
+            kept: 2,
+        };
+        assert_eq!(
+            merge_body(Some(&old), &new),
+            serde_json::json!({"lease": null, "items": null, "kept": 2})
+        );
+        assert_eq!(merge_body(None, &new), serde_json::json!({"kept": 2}));
+    }
 
     #[test]
     fn transition_time_moves_only_on_flips() {

@@ -27,7 +27,8 @@ pub struct GitSource {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<GitRef>,
     /// Secret (in the GitSync's namespace) with `username`+`password` or
-    /// `bearerToken` for https.
+    /// `bearerToken` for https, or `identity` (private key) and
+    /// `known_hosts` for ssh (Flux's key names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalRef>,
     /// How often the ref is resolved (Go duration; `1m` when omitted).

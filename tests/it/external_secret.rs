@@ -1206,7 +1206,9 @@ async fn long_names_get_a_hashed_owner_label_and_secrets_are_repaired() {
     assert!(label.len() <= 63, "{label}");
     assert!(label.starts_with("ExternalSecret.payments-"), "{label}");
     assert_eq!(
-        s.annotations().get("sealgate.dev/owner").map(String::as_str),
+        s.annotations()
+            .get("sealgate.dev/owner")
+            .map(String::as_str),
         Some(format!("ExternalSecret.{name}").as_str())
     );
     let uid = s.metadata.uid.clone();
