@@ -60,7 +60,7 @@ impl RunnerConfig {
     pub fn new(controller_namespace: impl Into<String>, identity: impl Into<String>) -> Self {
         Self {
             namespace: None,
-            concurrency: 16,
+            concurrency: 64,
             controller_namespace: controller_namespace.into(),
             identity: identity.into(),
             leader_election: true,

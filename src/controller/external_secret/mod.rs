@@ -165,6 +165,9 @@ struct Outcome {
     secret: String,
     resource_version: Option<String>,
     wrote: bool,
+    /// The write created the Secret (no Event: status says it, and a fleet
+    /// of new objects would cost as many Event writes as Secret writes).
+    created: bool,
     lease_expires: Option<SystemTime>,
 }
 
@@ -558,8 +561,10 @@ async fn report(
             status::patch_if_changed(&api, &name, old.as_ref(), &st).await?;
             if o.wrote {
                 ctx.metrics.secret_written(KIND);
-                let note = format!("Secret {} written from the store", o.secret);
-                publish(ctx, es, EventType::Normal, "Updated", note).await;
+                if !o.created {
+                    let note = format!("Secret {} rewritten from the store", o.secret);
+                    publish(ctx, es, EventType::Normal, "Updated", note).await;
+                }
             } else {
                 ctx.metrics.write_skipped();
             }
@@ -858,6 +863,7 @@ async fn write(
             secret: format!("{ns}/{name}"),
             resource_version: current.metadata.resource_version.clone(),
             wrote: false,
+            created: false,
             lease_expires,
         });
     }
@@ -932,6 +938,7 @@ async fn write(
         secret: format!("{ns}/{name}"),
         resource_version: written.metadata.resource_version,
         wrote: true,
+        created: existing.is_none(),
         lease_expires,
     })
 }
@@ -1043,6 +1050,7 @@ async fn sync_dynamic(
             secret: format!("{ns}/{name}"),
             resource_version: current.metadata.resource_version.clone(),
             wrote: false,
+            created: false,
             lease_expires: Some(v.expires_at),
         });
     }
@@ -1185,9 +1193,15 @@ async fn publish(ctx: &Context, es: &ExternalSecret, type_: EventType, reason: &
         action: "Sync".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &es.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
+    // Off the reconcile's path: an Event is a write of its own, and waiting
+    // for it adds a full apiserver round trip to every sync.
+    let recorder = ctx.recorder.clone();
+    let reference = es.object_ref(&());
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&ev, &reference).await {
+            tracing::debug!(error = %e, "could not publish event");
+        }
+    });
 }
 
 #[cfg(test)]
