@@ -214,10 +214,11 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
     )
     .touched_objects();
-    // Only spec (generation), annotation and finalizer changes trigger (the
-    // finalizer helper adds ours and waits for that change): our own status
-    // writes would otherwise double the reconciles. Deletion bumps the
-    // generation of an object with finalizers, so it passes.
+    // Only spec (generation) and annotation changes trigger: our own status
+    // and finalizer writes would otherwise double the reconciles (the
+    // finalizer is added and the object synced in one pass, see
+    // `reconcile`). Deletion bumps the generation of an object with
+    // finalizers, so it passes.
     // managedFields are dropped from the cache: at 10,000 objects they are
     // a large share of the controller's memory and nothing reads them.
     let (reader, writer) = kube::runtime::reflector::store();
@@ -228,11 +229,8 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(
             kube::runtime::Predicate::combine(
-                kube::runtime::Predicate::combine(
-                    predicates::generation as fn(&ExternalSecret) -> Option<u64>,
-                    predicates::annotations as fn(&ExternalSecret) -> Option<u64>,
-                ),
-                predicates::finalizers as fn(&ExternalSecret) -> Option<u64>,
+                predicates::generation as fn(&ExternalSecret) -> Option<u64>,
+                predicates::annotations as fn(&ExternalSecret) -> Option<u64>,
             ),
             Default::default(),
         );
@@ -325,6 +323,13 @@ pub async fn reconcile(
     let ns = es.namespace().unwrap_or_default();
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let ctx2 = Arc::clone(&ctx);
+    // The finalizer helper only adds our finalizer on first sight and
+    // waits for the watch to bring the object back; syncing in the same
+    // pass saves a round trip per new object (the ExternalSecret watch does
+    // not trigger on finalizer changes).
+    let adding =
+        es.meta().deletion_timestamp.is_none() && !es.finalizers().iter().any(|f| f == FINALIZER);
+    let first = Arc::clone(&es);
     let result = finalizer(&api, FINALIZER, es, |event| async move {
         match event {
             finalizer::Event::Apply(es) => apply(es, &ctx2).await,
@@ -336,6 +341,10 @@ pub async fn reconcile(
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
         other => ExternalSecretError::Finalizer(other.to_string()),
     });
+    let result = match result {
+        Ok(_) if adding => apply(first, &ctx).await,
+        other => other,
+    };
     ctx.metrics.reconciled(
         KIND,
         started.elapsed(),
