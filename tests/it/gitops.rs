@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,24 +28,6 @@ const DRIFT_PW: &str = "PLANTED-gitops-drift-93ce1a";
 /// token detector fires; built at runtime so this file holds no token.
 fn api_token() -> String {
     format!("ghp_{}", "Zq8vK2mW9xR4tY7uP3sD6fG1hJ5kL0nB8cV2")
-}
-
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-pub(crate) struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-impl Buf {
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
 }
 
 /// A Git repository driven with the real `git` CLI.
@@ -183,13 +164,7 @@ fn encrypt_in_repo(lab: &Lab, repo: &Repo, rel: &str, plain: &str) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn revision_with_crd_cr_and_sops_secret_syncs_and_plaintext_is_refused_whole() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let cluster = TestCluster::get();
     let tmp = tempfile::tempdir().expect("tempdir");

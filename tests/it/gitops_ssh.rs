@@ -12,7 +12,7 @@ use sealgate::gitops::spec::{GitRef, LocalRef};
 use sealgate::secret::SecretBytes;
 use serde_json::json;
 
-use crate::gitops::{Buf, Harness, Repo, cm_value, configmap, gitsync};
+use crate::gitops::{Harness, Repo, cm_value, configmap, gitsync};
 use crate::support::cluster::TestCluster;
 use crate::support::sshd::{ClientKey, Sshd};
 
@@ -45,13 +45,7 @@ fn wrong_known_hosts(sshd: &Sshd, tmp: &std::path::Path) -> String {
 
 #[test]
 fn fetch_over_ssh_checks_host_keys_and_never_leaks_the_key() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let mut sshd = Sshd::start();
     let key = sshd.authorize_new_key();
@@ -199,13 +193,7 @@ fn fetch_over_ssh_checks_host_keys_and_never_leaks_the_key() {
 /// refuses the revision whole and applies nothing.
 #[tokio::test(flavor = "current_thread")]
 async fn gitsync_over_ssh_applies_and_a_wrong_known_hosts_applies_nothing() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let mut sshd = Sshd::start();
     let key = sshd.authorize_new_key();

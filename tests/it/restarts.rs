@@ -8,7 +8,7 @@
 
 use crate::support::wait_for;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -25,19 +25,6 @@ use crate::support::cluster::TestCluster;
 
 const PLANTED: &str = "PLANTED-restart-pw-3e71b0";
 const DEBOUNCE: Duration = Duration::from_millis(1500);
-
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretBytes> {
     pairs
@@ -87,13 +74,7 @@ fn target(kind: &str, name: &str) -> WorkloadRef {
 
 #[tokio::test(flavor = "current_thread")]
 async fn content_changes_roll_workloads_once_and_same_content_never_writes() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let cluster = TestCluster::get();
     let client = cluster.admin().await;

@@ -6,7 +6,7 @@
 
 use crate::support::wait_for;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -24,19 +24,6 @@ use crate::support::tools;
 const PASSWORD: &str = "PLANTED-sops-pw-51c9e2";
 const TOKEN: &str = "PLANTED-sops-token-0d7a36";
 const ENV_VALUE: &str = "PLANTED-sops-env-8e21f4";
-
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Encrypts `plain` with the real sops CLI, commits it to a fresh Git
 /// repository and returns the committed bytes as Git stores them.
@@ -119,13 +106,7 @@ fn tamper(text: &str) -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn committed_sops_files_become_secrets_and_tampering_is_refused() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let cluster = TestCluster::get();
     let client = cluster.admin().await;

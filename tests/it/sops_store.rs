@@ -7,7 +7,7 @@
 
 use crate::support::wait_for;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Secret};
@@ -22,19 +22,6 @@ use crate::support::openbao::OpenBao;
 use crate::support::tools;
 
 const PASSWORD: &str = "PLANTED-transit-pw-6d02af";
-
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn ready_reason(s: &SopsSecret) -> Option<(String, String, String)> {
     let c = s
@@ -86,13 +73,7 @@ fn encrypt_to_transit(bao: &OpenBao, uri: &str) -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn transit_encrypted_sops_file_becomes_a_secret_through_a_store() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let bao = OpenBao::start();
     bao.cli(&["secrets", "enable", "transit"]);

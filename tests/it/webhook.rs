@@ -4,7 +4,6 @@
 //! URL, and objects are written with `kube` directly — no lint, no
 //! reconcile loop in between.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -29,19 +28,6 @@ fn planted(tag: &str) -> String {
 /// clearly a test value.
 fn planted_token() -> String {
     format!("ghp_{}{}", "PLANTEDwebhook", "R8c2Kq9LmW3zX7vB1nT5yP0s")
-}
-
-/// Captures every log line at TRACE for the current thread.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn base64_encode(s: &str) -> String {
@@ -154,13 +140,7 @@ async fn intruder(cluster: &TestCluster, admin: &Client, ns: &str) -> Client {
 #[tokio::test(flavor = "current_thread")]
 async fn the_webhook_refuses_plaintext_and_admits_clean_sealgate_and_exempt_objects() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = crate::support::logs::capture();
 
     let cluster = TestCluster::get();
     let admin = cluster.admin().await;

@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod corpus;
+pub mod logs;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;
