@@ -348,9 +348,17 @@ pub fn is_ssh(url: &str) -> bool {
 
 /// The URL with any `user:password@` password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
+    // Only a real scheme (letters, digits, `+-.`) counts: in `u:pw@h://x`
+    // the part before `://` holds the password.
     let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, url),
+        Some((s, r))
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            (Some(s), r)
+        }
+        _ => (None, url),
     };
     let end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
