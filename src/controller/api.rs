@@ -461,7 +461,8 @@ pub struct ExternalSecretTarget {
     /// `Owner` when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_policy: Option<CreationPolicy>,
-    /// `Retain` when omitted.
+    /// Unset: the Secret follows its owner reference (`Owner`: deleted with
+    /// the ExternalSecret by the garbage collector; `Orphan`, `Merge`: kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
     /// How to shape the Secret.

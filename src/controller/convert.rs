@@ -352,6 +352,13 @@ impl Cx {
             &["name", "creationPolicy", "deletionPolicy", "template"],
             &[("immutable", "*")],
         );
+        // ESO's `deletionPolicy` says what happens when the *provider's*
+        // secret disappears; sealgate's says what happens when the
+        // ExternalSecret is deleted. Copying it would change meaning (an
+        // explicit ESO `Retain` would make an `Owner` Secret outlive its
+        // ExternalSecret). ESO's `Retain` is sealgate's fixed behaviour (a
+        // vanished provider secret leaves the Secret as it was), so it goes.
+        let eso_deletion = out.remove("deletionPolicy");
         if t.get("immutable").and_then(Value::as_bool) == Some(true) {
             self.problem(
                 "spec.target.immutable",
@@ -365,11 +372,17 @@ impl Cx {
                 format!("{other:?} is not supported (sealgate has Owner, Merge and Orphan)"),
             ),
         }
-        match out.get("deletionPolicy").and_then(Value::as_str) {
-            None | Some("Retain" | "Delete") => {}
+        match eso_deletion.as_ref().map(|v| v.as_str()) {
+            None | Some(Some("Retain")) => {}
             Some(other) => self.problem(
                 "spec.target.deletionPolicy",
-                format!("{other:?} is not supported (sealgate has Retain and Delete)"),
+                format!(
+                    "{} is not supported: sealgate never deletes a Secret or its keys because \
+                     the provider's secret disappeared (it keeps the Secret and reports \
+                     SecretNotFoundInBackend); sealgate's deletionPolicy is about deleting \
+                     the ExternalSecret, so set it by hand after conversion if wanted",
+                    other.map_or_else(|| "this value".to_owned(), |o| format!("{o:?}"))
+                ),
             ),
         }
         if let Some(tpl) = out.get("template").cloned() {

@@ -107,6 +107,14 @@ fn eso_manifests_convert_and_other_documents_pass_through() {
     assert_eq!(docs[2]["data"]["a"], "b");
     let es = &docs[3];
     assert_eq!(es["apiVersion"], "sealgate.dev/v1alpha1");
+    // ESO's deletionPolicy is about the provider's secret vanishing; its
+    // `Retain` is sealgate's fixed behaviour there, so it is not carried
+    // into sealgate's field of the same name (ExternalSecret deletion).
+    assert!(
+        es["spec"]["target"].get("deletionPolicy").is_none(),
+        "{}",
+        es["spec"]["target"]
+    );
     assert_eq!(
         es["spec"]["target"]["template"]["data"]["url"],
         "postgres://{{ user }}:{{ password }}@db:5432/app"
@@ -177,6 +185,7 @@ spec:
   secretStoreRef: {name: s}
   target:
     creationPolicy: None
+    deletionPolicy: Delete
     template:
       data:
         cfg: "{{ .a | b64dec }}"
@@ -197,6 +206,7 @@ spec:
     let stderr = String::from_utf8_lossy(&out.stderr);
     for field in [
         "ExternalSecret/apps/x: spec.target.creationPolicy",
+        "spec.target.deletionPolicy",
         "spec.target.template.data.cfg",
         "spec.dataFrom[0].sourceRef",
     ] {

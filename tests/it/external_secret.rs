@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use sealgate::controller::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+use sealgate::controller::external_secret::FINALIZER;
 use sealgate::controller::runner::{self, RunnerConfig};
 use serde_json::json;
 
@@ -188,6 +189,15 @@ where
 {
     wait_for(what, || async {
         api.get_opt(name).await.ok().flatten().filter(|s| pred(s))
+    })
+    .await
+}
+
+async fn wait_finalizer(api: &Api<ExternalSecret>, name: &str, present: bool) {
+    let what = format!("finalizer on {name} present={present}");
+    wait_for(&what, || async {
+        let es = api.get(name).await.ok()?;
+        (es.finalizers().iter().any(|f| f == FINALIZER) == present).then_some(())
     })
     .await
 }
@@ -434,21 +444,37 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
         "foreign Secret untouched"
     );
 
-    // Owner + Delete: the Secret goes with the ExternalSecret.
-    apply(
-        &client,
-        &ns,
+    // Owner, deletionPolicy unset: no finalizer. The controller owner
+    // reference hands the Secret to the garbage collector, as in ESO (this
+    // control plane runs no garbage collector, so the reference is checked).
+    let db = es_api.get("db").await.expect("es db");
+    assert!(
+        !db.finalizers().iter().any(|f| f == FINALIZER),
+        "no finalizer without clean-up: {:?}",
+        db.finalizers()
+    );
+
+    // Owner + explicit Delete: a finalizer appears when the policy is set,
+    // and the controller deletes the Secret itself.
+    let del = |policy: Option<&str>| {
+        let mut target = json!({});
+        if let Some(p) = policy {
+            target["deletionPolicy"] = json!(p);
+        }
         es(
             "del",
             json!({
                 "secretStoreRef": {"name": "bao"},
-                "target": {"deletionPolicy": "Delete"},
+                "target": target,
                 "data": [{"secretKey": "u", "remoteRef": {"key": "app/db", "property": "username"}}]
             }),
-        ),
-    )
-    .await;
+        )
+    };
+    apply(&client, &ns, del(None)).await;
     wait_secret(&secrets, "del", "Secret del", |_| true).await;
+    wait_ready(&es_api, "del", "True", "SecretSynced").await;
+    apply(&client, &ns, del(Some("Delete"))).await;
+    wait_finalizer(&es_api, "del", true).await;
     es_api
         .delete("del", &DeleteParams::default())
         .await
@@ -462,25 +488,51 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
     })
     .await;
 
-    // Owner + Retain (default): the Secret stays, without our owner reference.
+    // Owner + explicit Retain: the finalizer goes when the policy is unset
+    // again and comes back with it; on deletion the Secret stays, without
+    // our owner reference.
+    let keep = |policy: Option<&str>| {
+        let mut target = json!({});
+        if let Some(p) = policy {
+            target["deletionPolicy"] = json!(p);
+        }
+        es(
+            "keep",
+            json!({
+                "secretStoreRef": {"name": "bao"},
+                "target": target,
+                "data": [{"secretKey": "p", "remoteRef": {"key": "app/db", "property": "password"}}]
+            }),
+        )
+    };
+    apply(&client, &ns, keep(Some("Retain"))).await;
+    wait_finalizer(&es_api, "keep", true).await;
+    apply(&client, &ns, keep(None)).await;
+    wait_finalizer(&es_api, "keep", false).await;
+    apply(&client, &ns, keep(Some("Retain"))).await;
+    wait_finalizer(&es_api, "keep", true).await;
+    wait_secret(&secrets, "keep", "Secret keep", |s| {
+        !s.owner_references().is_empty()
+    })
+    .await;
     es_api
-        .delete("db", &DeleteParams::default())
+        .delete("keep", &DeleteParams::default())
         .await
-        .expect("delete db");
-    wait_for("ExternalSecret db gone", || async {
+        .expect("delete keep");
+    wait_for("ExternalSecret keep gone", || async {
         es_api
-            .get_opt("db")
+            .get_opt("keep")
             .await
             .ok()
             .and_then(|e| e.is_none().then_some(()))
     })
     .await;
-    let kept = secrets.get("db-creds").await.expect("retained Secret");
+    let kept = secrets.get("keep").await.expect("retained Secret");
     assert!(
         kept.owner_references().is_empty(),
         "owner reference dropped on Retain"
     );
-    assert_eq!(value(&kept, "password").as_deref(), Some(PLANTED2));
+    assert_eq!(value(&kept, "p").as_deref(), Some(PLANTED2));
 
     // Metrics show reconciles and per-store backend calls.
     let metrics = ctl.metrics().await;

@@ -13,8 +13,10 @@
 //! our labels, field manager `sealgate`), `Orphan` (our labels, no owner
 //! reference), `Merge` (only our keys, into a Secret that must exist, under
 //! a field manager of its own per ExternalSecret so two ExternalSecrets can
-//! merge into one Secret without removing each other's keys). Deletion runs
-//! through a finalizer and honours `deletionPolicy`.
+//! merge into one Secret without removing each other's keys). Deletion
+//! honours `deletionPolicy`; a finalizer is added only where deletion needs
+//! the controller ([`needs_finalizer`]), otherwise the owner reference and
+//! the garbage collector do it and creating the object costs a write less.
 //!
 //! Scheduling: `refreshInterval` (default 1h, `0` = fetch once) on
 //! *slots*: wall-clock instants `phase + n·interval`, where the phase is a
@@ -72,7 +74,8 @@ use crate::secret::{ExposeSecret, SecretBytes};
 use crate::sops::engine::format_unix;
 use render::RenderError;
 
-/// Finalizer that runs `deletionPolicy` and releases leases.
+/// Finalizer that runs an explicit `deletionPolicy` and releases leases
+/// (only on objects whose deletion needs the controller).
 pub const FINALIZER: &str = "sealgate.dev/externalsecret";
 /// Annotation with the id of the lease backing a dynamic Secret.
 pub const LEASE_ID_ANNOTATION: &str = "sealgate.dev/lease-id";
@@ -314,21 +317,38 @@ fn error_policy(es: Arc<ExternalSecret>, err: &ExternalSecretError, ctx: Arc<Con
     Action::requeue(jittered(delay, ctx.jitter))
 }
 
-/// One reconcile of one ExternalSecret (through the finalizer).
+/// One reconcile of one ExternalSecret: through the finalizer when its
+/// deletion needs us ([`needs_finalizer`]), straight to [`apply`] otherwise.
 pub async fn reconcile(
     es: Arc<ExternalSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, ExternalSecretError> {
     let started = Instant::now();
+    let result = if needs_finalizer(&es) || es.meta().deletion_timestamp.is_some() {
+        reconcile_with_finalizer(es, &ctx).await
+    } else {
+        reconcile_without_finalizer(es, &ctx).await
+    };
+    ctx.metrics.reconciled(
+        KIND,
+        started.elapsed(),
+        result.as_ref().err().map(ExternalSecretError::metric_label),
+    );
+    result
+}
+
+async fn reconcile_with_finalizer(
+    es: Arc<ExternalSecret>,
+    ctx: &Arc<Context>,
+) -> Result<Action, ExternalSecretError> {
     let ns = es.namespace().unwrap_or_default();
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &ns);
-    let ctx2 = Arc::clone(&ctx);
+    let ctx2 = Arc::clone(ctx);
     // The finalizer helper only adds our finalizer on first sight and
     // waits for the watch to bring the object back; syncing in the same
     // pass saves a round trip per new object (the ExternalSecret watch does
     // not trigger on finalizer changes).
-    let adding =
-        es.meta().deletion_timestamp.is_none() && !es.finalizers().iter().any(|f| f == FINALIZER);
+    let adding = es.meta().deletion_timestamp.is_none() && !has_finalizer(&es);
     let first = Arc::clone(&es);
     let result = finalizer(&api, FINALIZER, es, |event| async move {
         match event {
@@ -341,16 +361,72 @@ pub async fn reconcile(
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
         other => ExternalSecretError::Finalizer(other.to_string()),
     });
-    let result = match result {
-        Ok(_) if adding => apply(first, &ctx).await,
+    match result {
+        Ok(_) if adding => apply(first, ctx).await,
         other => other,
-    };
-    ctx.metrics.reconciled(
-        KIND,
-        started.elapsed(),
-        result.as_ref().err().map(ExternalSecretError::metric_label),
-    );
-    result
+    }
+}
+
+/// No clean-up is ours to do at deletion, so no finalizer: one API write
+/// fewer per new object (a third of the initial sync's writes). A finalizer
+/// left from an earlier spec is removed first, so deleting the object never
+/// waits on a clean-up that no longer applies.
+async fn reconcile_without_finalizer(
+    es: Arc<ExternalSecret>,
+    ctx: &Arc<Context>,
+) -> Result<Action, ExternalSecretError> {
+    if let Some(i) = es.finalizers().iter().position(|f| f == FINALIZER) {
+        let ns = es.namespace().unwrap_or_default();
+        let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &ns);
+        // `test` first: a concurrent change to the list fails the patch
+        // instead of removing someone else's finalizer.
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": FINALIZER},
+            {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+        ]))
+        .map_err(|e| ExternalSecretError::Finalizer(e.to_string()))?;
+        api.patch(
+            &es.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+        .map_err(|e| ExternalSecretError::Finalizer(e.to_string()))?;
+    }
+    apply(es, ctx).await
+}
+
+fn has_finalizer(es: &ExternalSecret) -> bool {
+    es.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// The `deletionPolicy` in force. Unset, the Secret follows its owner
+/// reference, as in External Secrets Operator: an `Owner` Secret goes with
+/// the ExternalSecret (garbage collector), `Orphan` and `Merge` ones stay.
+fn deletion_policy(es: &ExternalSecret) -> DeletionPolicy {
+    let explicit = es.spec.target.as_ref().and_then(|t| t.deletion_policy);
+    explicit.unwrap_or(match creation_policy(es) {
+        CreationPolicy::Owner => DeletionPolicy::Delete,
+        CreationPolicy::Merge | CreationPolicy::Orphan => DeletionPolicy::Retain,
+    })
+}
+
+/// Whether deleting `es` needs the controller (and so a finalizer): leases
+/// to revoke, or a `deletionPolicy` the garbage collector would not carry
+/// out by itself. An explicit `Delete` is enforced by the controller even
+/// for `Owner` (it holds under `--cascade=orphan` and on clusters whose
+/// garbage collector lags); an explicit `Retain` on `Owner` must drop the
+/// owner reference before the collector sees the deletion.
+fn needs_finalizer(es: &ExternalSecret) -> bool {
+    let explicit = es.spec.target.as_ref().and_then(|t| t.deletion_policy);
+    let leased = es.spec.data_from.iter().any(|d| d.dynamic.is_some());
+    leased
+        || match (creation_policy(es), explicit) {
+            (_, None) => false,
+            (CreationPolicy::Owner, Some(_)) => true,
+            (CreationPolicy::Merge | CreationPolicy::Orphan, Some(DeletionPolicy::Delete)) => true,
+            (CreationPolicy::Merge | CreationPolicy::Orphan, Some(DeletionPolicy::Retain)) => false,
+        }
 }
 
 fn refresh_interval(es: &ExternalSecret) -> Result<Duration, ExternalSecretError> {
@@ -1140,12 +1216,7 @@ async fn cleanup(es: Arc<ExternalSecret>, ctx: &Context) -> Result<Action, Exter
         return Ok(Action::await_change());
     };
     let policy = creation_policy(&es);
-    let deletion = es
-        .spec
-        .target
-        .as_ref()
-        .and_then(|t| t.deletion_policy)
-        .unwrap_or(DeletionPolicy::Retain);
+    let deletion = deletion_policy(&es);
     match (policy, deletion) {
         (CreationPolicy::Merge, DeletionPolicy::Delete) => {
             // Applying an empty set under our own manager removes exactly
@@ -1252,6 +1323,67 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].kind, "StatefulSet");
         assert_eq!(t[1].name, "db");
+    }
+
+    #[test]
+    fn a_finalizer_only_where_deletion_needs_the_controller() {
+        let with = |target: serde_json::Value| {
+            es(json!({"secretStoreRef": {"name": "s"}, "target": target,
+                "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}))
+        };
+        // (target, finalizer?, policy in force)
+        let cases = [
+            (json!({}), false, DeletionPolicy::Delete),
+            (
+                json!({"creationPolicy": "Owner"}),
+                false,
+                DeletionPolicy::Delete,
+            ),
+            (
+                json!({"deletionPolicy": "Delete"}),
+                true,
+                DeletionPolicy::Delete,
+            ),
+            (
+                json!({"deletionPolicy": "Retain"}),
+                true,
+                DeletionPolicy::Retain,
+            ),
+            (
+                json!({"creationPolicy": "Orphan"}),
+                false,
+                DeletionPolicy::Retain,
+            ),
+            (
+                json!({"creationPolicy": "Orphan", "deletionPolicy": "Retain"}),
+                false,
+                DeletionPolicy::Retain,
+            ),
+            (
+                json!({"creationPolicy": "Orphan", "deletionPolicy": "Delete"}),
+                true,
+                DeletionPolicy::Delete,
+            ),
+            (
+                json!({"creationPolicy": "Merge"}),
+                false,
+                DeletionPolicy::Retain,
+            ),
+            (
+                json!({"creationPolicy": "Merge", "deletionPolicy": "Delete"}),
+                true,
+                DeletionPolicy::Delete,
+            ),
+        ];
+        for (target, finalizer, policy) in cases {
+            let e = with(target.clone());
+            assert_eq!(needs_finalizer(&e), finalizer, "{target}");
+            assert_eq!(deletion_policy(&e), policy, "{target}");
+        }
+        // Leases are revoked at deletion whatever the policy.
+        let leased = es(json!({"secretStoreRef": {"name": "s"},
+            "dataFrom": [{"dynamic": {"path": "database/creds/app"}}]}));
+        assert!(needs_finalizer(&leased));
     }
 
     fn reader(ns: &str, kind: &str, keys: &[&str]) -> ExternalSecret {
