@@ -19,11 +19,17 @@
 //! most `retain` so a value does not linger in memory once nobody due can
 //! use it.
 //!
+//! `dataFrom.find` listings get the same treatment, keyed by the whole
+//! query (path, name pattern, tags): one listing per distinct query per
+//! refresh slot, through the same concurrency cap, rate limit, timeout,
+//! retries and call counter as single reads.
+//!
 //! Errors are never cached: a failing backend is retried by the next
 //! reconcile, and a good cached value is still served while it is fresh
 //! (nothing is lost because the backend hiccuped).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +39,7 @@ use std::sync::Mutex as SyncMutex;
 
 use tokio::sync::{Mutex, Semaphore, broadcast};
 
-use super::{Fetched, Provider, ProviderError, Reference};
+use super::{Fetched, FindQuery, Provider, ProviderError, Reference};
 
 /// Tuning knobs; the defaults suit a store shared by a few hundred
 /// `ExternalSecret`s.
@@ -108,6 +114,35 @@ struct Entry {
     dead_at: Instant,
 }
 
+/// What makes two finds the same listing: the whole query, the name
+/// pattern by its source text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FindKey {
+    path: Option<String>,
+    name: Option<String>,
+    tags: Vec<(String, String)>,
+}
+
+impl FindKey {
+    fn of(q: &FindQuery) -> Self {
+        Self {
+            path: q.path.clone(),
+            name: q.name.as_ref().map(|r| r.as_str().to_owned()),
+            tags: q.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+type Found = BTreeMap<String, Fetched>;
+
+/// A cached listing, with the same clocks as [`Entry`].
+struct FindEntry {
+    value: Arc<Found>,
+    fresh_until: Instant,
+    read_at: SystemTime,
+    dead_at: Instant,
+}
+
 /// A token bucket; `None` rate means unlimited.
 struct Bucket {
     tokens: f64,
@@ -123,6 +158,10 @@ pub struct Frugal<P> {
     /// When expired copies were last swept out.
     swept: SyncMutex<Instant>,
     inflight: SyncMutex<HashMap<Reference, broadcast::Sender<Shared>>>,
+    finds: SyncMutex<HashMap<FindKey, FindEntry>>,
+    /// One gate per query being listed: the first caller lists, the rest
+    /// wait on the gate and then find the listing in `finds`.
+    find_gates: SyncMutex<HashMap<FindKey, Arc<Mutex<()>>>>,
     permits: Semaphore,
     bucket: Mutex<Bucket>,
     counters: Arc<Counters>,
@@ -139,6 +178,8 @@ impl<P: Provider> Frugal<P> {
             cache: SyncMutex::new(HashMap::new()),
             swept: SyncMutex::new(Instant::now()),
             inflight: SyncMutex::new(HashMap::new()),
+            finds: SyncMutex::new(HashMap::new()),
+            find_gates: SyncMutex::new(HashMap::new()),
             permits,
             bucket: Mutex::new(Bucket {
                 tokens: burst,
@@ -230,6 +271,18 @@ impl<P: Provider> Frugal<P> {
 
     /// One backend fetch with limits, timeout and retries.
     async fn call(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
+        self.guarded(&reference.key, || self.inner.fetch(reference))
+            .await
+    }
+
+    /// Runs one backend operation under the store's budget: a concurrency
+    /// permit and a rate-limit token per attempt, counted, with a timeout
+    /// and retries (with backoff) of retryable failures.
+    async fn guarded<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -244,7 +297,7 @@ impl<P: Provider> Frugal<P> {
                         })?;
                 self.take_token().await;
                 self.counters.calls.fetch_add(1, Ordering::Relaxed);
-                match tokio::time::timeout(self.config.timeout, self.inner.fetch(reference)).await {
+                match tokio::time::timeout(self.config.timeout, op()).await {
                     Ok(r) => r,
                     Err(_) => Err(ProviderError::Unavailable {
                         store: self.inner.store().to_owned(),
@@ -262,10 +315,94 @@ impl<P: Provider> Frugal<P> {
                         return Err(e);
                     }
                     let delay = backoff(self.config.base_backoff, attempt);
-                    tracing::debug!(store = %self.inner.store(), key = %reference.key, attempt, ?delay, error = %e, "retrying backend call");
+                    tracing::debug!(store = %self.inner.store(), key = %what, attempt, ?delay, error = %e, "retrying backend call");
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+
+    /// A usable cached listing (same rules as [`Self::cached`]).
+    fn cached_find(&self, key: &FindKey, not_before: Option<SystemTime>) -> Option<Found> {
+        let finds = lock(&self.finds);
+        let now = Instant::now();
+        let e = finds.get(key).filter(|e| {
+            now < e.dead_at
+                && match not_before {
+                    Some(t) => e.read_at >= t,
+                    None => now < e.fresh_until,
+                }
+        })?;
+        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some((*e.value).clone())
+    }
+
+    /// A find through the cache and single-flight, keyed by the query.
+    async fn find_with(
+        &self,
+        query: &FindQuery,
+        not_before: Option<SystemTime>,
+    ) -> Result<Found, ProviderError> {
+        let key = FindKey::of(query);
+        if let Some(found) = self.cached_find(&key, not_before) {
+            return Ok(found);
+        }
+        let gate = Arc::clone(lock(&self.find_gates).entry(key.clone()).or_default());
+        let result = {
+            let _turn = match gate.try_lock() {
+                Ok(g) => g,
+                Err(_) => {
+                    // Someone is listing this query right now; their answer
+                    // is at least as new as this call, so wait for it.
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    gate.lock().await
+                }
+            };
+            if let Some(found) = self.cached_find(&key, not_before) {
+                Ok(found)
+            } else {
+                let started = SystemTime::now();
+                let what = query.path.as_deref().unwrap_or("(find)");
+                let result = self.guarded(what, || self.inner.find(query)).await;
+                if let Ok(found) = &result
+                    && !self.config.max_age.is_zero()
+                {
+                    let entry = self.find_entry(found.clone(), started);
+                    let mut finds = lock(&self.finds);
+                    let now = Instant::now();
+                    finds.retain(|_, e| now < e.dead_at);
+                    finds.insert(key.clone(), entry);
+                }
+                result
+            }
+        };
+        // The gate goes once nobody else holds or waits on it (the map's
+        // reference and ours are the only two).
+        let mut gates = lock(&self.find_gates);
+        if gates
+            .get(&key)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(g) <= 2)
+        {
+            gates.remove(&key);
+        }
+        result
+    }
+
+    fn find_entry(&self, found: Found, read_at: SystemTime) -> FindEntry {
+        let now = Instant::now();
+        let mut ttl = self.config.max_age;
+        let mut keep = self.config.retain.max(ttl);
+        for f in found.values() {
+            if let Some(lease) = &f.meta.lease {
+                ttl = ttl.min(lease.duration / 2);
+                keep = keep.min(lease.duration / 2);
+            }
+        }
+        FindEntry {
+            value: Arc::new(found),
+            fresh_until: now + ttl,
+            read_at,
+            dead_at: now + keep,
         }
     }
 }
@@ -291,13 +428,20 @@ impl<P: Provider> Provider for Frugal<P> {
         self.inner.store()
     }
 
-    /// Passed through uncached: a find is a listing, whose answer changes
-    /// as secrets are added, and the controller runs it once per refresh.
-    async fn find(
+    /// Cached like a single read (fresh for `max_age`) and single-flight
+    /// per query.
+    async fn find(&self, query: &FindQuery) -> Result<Found, ProviderError> {
+        self.find_with(query, None).await
+    }
+
+    /// One listing per distinct query per refresh slot (see the module
+    /// note).
+    async fn find_since(
         &self,
-        query: &super::FindQuery,
-    ) -> Result<std::collections::BTreeMap<String, Fetched>, ProviderError> {
-        self.inner.find(query).await
+        query: &FindQuery,
+        not_before: SystemTime,
+    ) -> Result<Found, ProviderError> {
+        self.find_with(query, Some(not_before)).await
     }
 
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, ProviderError> {
@@ -587,6 +731,17 @@ mod tests {
                 meta: Metadata::now(),
             })
         }
+        /// A listing of two names under the query's path (same failure
+        /// behaviour and call counter as `fetch`).
+        async fn find(&self, q: &FindQuery) -> Result<Found, ProviderError> {
+            let path = q.path.clone().unwrap_or_default();
+            let mut out = BTreeMap::new();
+            for n in ["a", "b"] {
+                out.insert(format!("{path}/{n}"), self.fetch(&Reference::key(n)).await?);
+            }
+            self.calls.fetch_sub(1, Ordering::SeqCst); // two fetches, one listing
+            Ok(out)
+        }
     }
 
     fn unavailable() -> ProviderError {
@@ -619,6 +774,62 @@ mod tests {
             rate_per_second: 0,
             ..FrugalConfig::default()
         }
+    }
+
+    fn query(path: &str, tag: Option<&str>) -> FindQuery {
+        FindQuery {
+            path: Some(path.into()),
+            name: Some(regex::Regex::new("^app/").unwrap()),
+            tags: tag
+                .map(|t| ("team".to_owned(), t.to_owned()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_listing_per_distinct_find_per_slot() {
+        let f = Arc::new(Frugal::new(counting(0, 30, unavailable), fast()));
+        let slot = SystemTime::now();
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let f = Arc::clone(&f);
+            tasks.push(tokio::spawn(async move {
+                // Three distinct queries: two paths, and one path with a tag.
+                let q = match i % 3 {
+                    0 => query("app", None),
+                    1 => query("web", None),
+                    _ => query("app", Some("x")),
+                };
+                f.find_since(&q, slot).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().len(), 2);
+        }
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 3);
+        assert_eq!(f.counters().calls.load(Ordering::Relaxed), 3);
+        // The same slot is served from the copy; the next slot lists again.
+        f.find_since(&query("app", None), slot).await.unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 3);
+        f.find_since(&query("app", None), SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!(f.inner().calls.load(Ordering::SeqCst), 4);
+        assert!(lock(&f.find_gates).is_empty(), "gates are cleaned up");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_finds_are_retried_and_never_cached() {
+        // Unavailable twice, then up: retried inside one call.
+        let f = Frugal::new(counting(2, 0, unavailable), fast());
+        let slot = SystemTime::now();
+        assert!(f.find_since(&query("app", None), slot).await.is_ok());
+        assert_eq!(f.counters().errors_of("unavailable"), 2);
+        // Not found: not retried, not cached.
+        let f = Frugal::new(counting(1, 0, not_found), fast());
+        assert!(f.find_since(&query("app", None), slot).await.is_err());
+        assert!(f.find_since(&query("app", None), slot).await.is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,6 +328,18 @@ pub trait Provider: Send + Sync {
             detail: "this store does not support find".into(),
         })
     }
+
+    /// [`Provider::find`] accepting a listing made at or after
+    /// `not_before`, so every `ExternalSecret` running the same find in one
+    /// refresh slot shares one listing (see [`Provider::fetch_since`]).
+    async fn find_since(
+        &self,
+        query: &FindQuery,
+        not_before: std::time::SystemTime,
+    ) -> Result<BTreeMap<String, Fetched>, ProviderError> {
+        let _ = not_before;
+        self.find(query).await
+    }
 }
 
 /// The error for a `find` that matched more than [`FIND_LIMIT`] secrets.

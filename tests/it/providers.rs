@@ -476,6 +476,57 @@ async fn single_flight_1000_fetches_of_10_references_make_10_backend_calls() {
     assert_eq!(c.calls.load(std::sync::atomic::Ordering::Relaxed), 10);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_finds_of_one_query_make_one_listing() {
+    use sealgate::providers::FindQuery;
+    use sealgate::providers::cache::{Frugal, FrugalConfig};
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    let bao = OpenBao::start();
+    for i in 0..3 {
+        bao.cli(&["kv", "put", "-mount=secret", &format!("fl/s{i}"), "v=x"]);
+    }
+    let q = FindQuery {
+        path: Some("fl".into()),
+        ..FindQuery::default()
+    };
+    // What one uncached find costs on this server (a listing and reads).
+    let raw = root_provider(&bao).await;
+    let before = bao.requests_to("secret/");
+    assert_eq!(raw.find(&q).await.expect("find").len(), 3);
+    let one = bao.requests_to("secret/") - before;
+    assert!(one >= 4, "a listing and three reads, got {one}");
+
+    let p = Arc::new(Frugal::new(
+        root_provider(&bao).await,
+        FrugalConfig::default(),
+    ));
+    let slot = SystemTime::now();
+    let before = bao.requests_to("secret/");
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (p, q) = (Arc::clone(&p), q.clone());
+        tasks.push(tokio::spawn(async move {
+            p.find_since(&q, slot).await.expect("find").len()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 3);
+    }
+    assert_eq!(
+        bao.requests_to("secret/") - before,
+        one,
+        "200 finds, one listing"
+    );
+    assert_eq!(
+        p.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
 fn aws_config(moto: &Moto) -> AwsConfig {
     AwsConfig {
         store: "aws-test".into(),

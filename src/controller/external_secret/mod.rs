@@ -850,7 +850,7 @@ async fn fetch_all(
                 tags: find.tags.clone(),
             };
             provider
-                .find(&q)
+                .find_since(&q, floor)
                 .await?
                 .into_iter()
                 .map(|(k, f)| (render::find_key(&k), render::single_value(f.value)))
