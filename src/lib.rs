@@ -21,4 +21,5 @@ pub mod gitops;
 pub mod providers;
 pub mod secret;
 pub mod sops;
+pub mod telemetry;
 pub mod webhook;

@@ -2,7 +2,8 @@
 //! format on `/metrics`.
 //!
 //! Design note: a handful of counters and one histogram do not justify a
-//! metrics framework; they are plain atomics and small maps behind mutexes
+//! metrics framework; they are plain atomics (the histogram, escaping and
+//! HTTP routes shared with `sealgate gitops` are in [`crate::telemetry`]) and small maps behind mutexes
 //! (never held across an await), rendered on scrape. Per-store backend
 //! figures are not copied here: they are read at scrape time from each
 //! store connection's [`Frugal`](crate::providers::cache::Frugal) counters,
@@ -22,12 +23,7 @@ use crate::providers::cache::Counters;
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+type Histogram = crate::telemetry::Histogram<{ BUCKETS.len() }>;
 
 /// Process-wide metrics; shared in an `Arc` by every reconciler.
 #[derive(Default)]
@@ -171,15 +167,7 @@ impl Metrics {
             *lock(&self.errors).entry((kind, reason)).or_default() += 1;
         }
         let mut d = lock(&self.durations);
-        let h = d.entry(kind).or_default();
-        let secs = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        d.entry(kind).or_default().observe(&BUCKETS, took);
     }
 
     /// Records a Secret write by a reconciler of `kind`.
@@ -254,27 +242,11 @@ impl Metrics {
         )?;
         writeln!(o, "# TYPE sealgate_reconcile_duration_seconds histogram")?;
         for (kind, h) in lock(&self.durations).iter() {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                writeln!(
-                    o,
-                    "sealgate_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                )?;
-            }
-            writeln!(
+            h.render(
                 o,
-                "sealgate_reconcile_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
-                h.count
-            )?;
-            writeln!(
-                o,
-                "sealgate_reconcile_duration_seconds_sum{{kind=\"{kind}\"}} {}",
-                h.sum
-            )?;
-            writeln!(
-                o,
-                "sealgate_reconcile_duration_seconds_count{{kind=\"{kind}\"}} {}",
-                h.count
+                &BUCKETS,
+                "sealgate_reconcile_duration_seconds",
+                &format!("kind=\"{}\"", esc(kind)),
             )?;
         }
         writeln!(
@@ -381,15 +353,7 @@ impl Metrics {
 }
 
 fn esc(s: &str) -> String {
-    escape_label(s)
-}
-
-/// Escapes a Prometheus label value (backslash, quote, newline); public so
-/// other hand-written registries (the GitSync loop's) render the same way.
-pub fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    crate::telemetry::escape_label(s)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -374,37 +374,8 @@ fn wait_true(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()>
 }
 
 fn router(shared: Arc<Shared>) -> axum::Router {
-    use axum::http::{StatusCode, header};
-    use axum::routing::get;
-    let m = Arc::clone(&shared);
     let r = Arc::clone(&shared);
-    axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = Arc::clone(&m);
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        m.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let r = Arc::clone(&r);
-                async move {
-                    if r.metrics.is_ready() {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
-            }),
-        )
+    crate::telemetry::router(move || shared.render(), move || r.metrics.is_ready())
 }
 
 /// Resolves on SIGTERM or ctrl-c.

@@ -2,7 +2,8 @@
 //! format on `/metrics` by `sealgate gitops`.
 //!
 //! Design note: the same hand-written approach as the controller's
-//! [`crate::controller::metrics`] (plain maps behind mutexes never held
+//! [`crate::controller::metrics`], with the histogram, escaping and routes
+//! from [`crate::telemetry`] (plain maps behind mutexes never held
 //! across an await, rendered on scrape), kept in its own registry because
 //! `sealgate gitops` is its own process. Everything is filled from the
 //! [`SyncReport`] of each reconcile, so the figures are exactly what the
@@ -17,18 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::sync::SyncReport;
-use crate::controller::metrics::escape_label;
+use crate::telemetry::{escape_label, header};
 
 /// Upper bounds (seconds) of the reconcile duration histogram: a GitSync
 /// reconcile fetches and may wait for health, so longer than a Secret's.
 const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+type Histogram = crate::telemetry::Histogram<{ BUCKETS.len() }>;
 
 /// Process-wide GitSync metrics, shared in an `Arc` by the controller and
 /// the HTTP endpoint.
@@ -61,17 +57,7 @@ impl GitOpsMetrics {
         if !report.ok {
             *lock(&self.errors).entry(report.reason.clone()).or_default() += 1;
         }
-        {
-            let mut h = lock(&self.durations);
-            let secs = took.as_secs_f64();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += secs;
-        }
+        lock(&self.durations).observe(&BUCKETS, took);
         for id in &report.applied {
             *lock(&self.applied).entry(kind_of(id)).or_default() += 1;
         }
@@ -153,31 +139,12 @@ impl GitOpsMetrics {
             "histogram",
             "Time per GitSync reconcile.",
         )?;
-        {
-            let h = lock(&self.durations);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                writeln!(
-                    o,
-                    "sealgate_gitsync_reconcile_duration_seconds_bucket{{le=\"{b}\"}} {}",
-                    h.counts[i]
-                )?;
-            }
-            writeln!(
-                o,
-                "sealgate_gitsync_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-                h.count
-            )?;
-            writeln!(
-                o,
-                "sealgate_gitsync_reconcile_duration_seconds_sum {}",
-                h.sum
-            )?;
-            writeln!(
-                o,
-                "sealgate_gitsync_reconcile_duration_seconds_count {}",
-                h.count
-            )?;
-        }
+        lock(&self.durations).render(
+            o,
+            &BUCKETS,
+            "sealgate_gitsync_reconcile_duration_seconds",
+            "",
+        )?;
         header(
             o,
             "sealgate_gitsync_applied_objects_total",
@@ -242,48 +209,14 @@ impl std::fmt::Debug for GitOpsMetrics {
     }
 }
 
-fn header(o: &mut String, name: &str, type_: &str, help: &str) -> std::fmt::Result {
-    writeln!(o, "# HELP {name} {help}")?;
-    writeln!(o, "# TYPE {name} {type_}")
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` routes of `sealgate gitops`.
 pub fn router(metrics: std::sync::Arc<GitOpsMetrics>) -> axum::Router {
-    use axum::http::{StatusCode, header};
-    use axum::routing::get;
     let m = std::sync::Arc::clone(&metrics);
-    let r = metrics;
-    axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = std::sync::Arc::clone(&m);
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        m.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let r = std::sync::Arc::clone(&r);
-                async move {
-                    if r.is_ready() {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
-            }),
-        )
+    crate::telemetry::router(move || m.render(), move || metrics.is_ready())
 }
 
 #[cfg(test)]
