@@ -103,8 +103,9 @@ impl Counters {
 
 type Shared = Result<Arc<Fetched>, ProviderError>;
 
-struct Entry {
-    value: Arc<Fetched>,
+/// A cached answer: a single read (`Fetched`) or a find's listing.
+struct Entry<T = Fetched> {
+    value: Arc<T>,
     /// Until when plain `fetch` callers are served this copy.
     fresh_until: Instant,
     /// When the backend answered (wall clock: refresh slots are wall-clock
@@ -112,6 +113,18 @@ struct Entry {
     read_at: SystemTime,
     /// After this nobody is served the copy (`retain`, or half the lease).
     dead_at: Instant,
+}
+
+impl<T> Entry<T> {
+    /// Whether a caller may be served this copy: read at or after
+    /// `not_before` when given, else still fresh; never once dead.
+    fn usable(&self, not_before: Option<SystemTime>, now: Instant) -> bool {
+        now < self.dead_at
+            && match not_before {
+                Some(t) => self.read_at >= t,
+                None => now < self.fresh_until,
+            }
+    }
 }
 
 /// What makes two finds the same listing: the whole query, the name
@@ -135,14 +148,6 @@ impl FindKey {
 
 type Found = BTreeMap<String, Fetched>;
 
-/// A cached listing, with the same clocks as [`Entry`].
-struct FindEntry {
-    value: Arc<Found>,
-    fresh_until: Instant,
-    read_at: SystemTime,
-    dead_at: Instant,
-}
-
 /// A token bucket; `None` rate means unlimited.
 struct Bucket {
     tokens: f64,
@@ -158,7 +163,7 @@ pub struct Frugal<P> {
     /// When expired copies were last swept out.
     swept: SyncMutex<Instant>,
     inflight: SyncMutex<HashMap<Reference, broadcast::Sender<Shared>>>,
-    finds: SyncMutex<HashMap<FindKey, FindEntry>>,
+    finds: SyncMutex<HashMap<FindKey, Entry<Found>>>,
     /// One gate per query being listed: the first caller lists, the rest
     /// wait on the gate and then find the listing in `finds`.
     find_gates: SyncMutex<HashMap<FindKey, Arc<Mutex<()>>>>,
@@ -209,25 +214,32 @@ impl<P: Provider> Frugal<P> {
     /// `not_before` when given, else younger than `max_age`.
     fn cached(&self, reference: &Reference, not_before: Option<SystemTime>) -> Option<Fetched> {
         let cache = lock(&self.cache);
-        let now = Instant::now();
-        let e = cache.get(reference).filter(|e| {
-            now < e.dead_at
-                && match not_before {
-                    Some(t) => e.read_at >= t,
-                    None => now < e.fresh_until,
-                }
-        })?;
+        let e = cache
+            .get(reference)
+            .filter(|e| e.usable(not_before, Instant::now()))?;
         self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         Some((*e.value).clone())
     }
 
     fn entry(&self, value: Arc<Fetched>, read_at: SystemTime) -> Entry {
+        let leases = [value.meta.lease.as_ref().map(|l| l.duration)];
+        self.entry_with(value, read_at, leases.into_iter().flatten())
+    }
+
+    /// `max_age` and `retain`, both cut to half the shortest lease among
+    /// the values (nobody is handed a credential about to expire).
+    fn entry_with<T>(
+        &self,
+        value: Arc<T>,
+        read_at: SystemTime,
+        leases: impl Iterator<Item = Duration>,
+    ) -> Entry<T> {
         let now = Instant::now();
         let mut ttl = self.config.max_age;
         let mut keep = self.config.retain.max(ttl);
-        if let Some(lease) = &value.meta.lease {
-            ttl = ttl.min(lease.duration / 2);
-            keep = keep.min(lease.duration / 2);
+        for lease in leases {
+            ttl = ttl.min(lease / 2);
+            keep = keep.min(lease / 2);
         }
         Entry {
             value,
@@ -325,14 +337,9 @@ impl<P: Provider> Frugal<P> {
     /// A usable cached listing (same rules as [`Self::cached`]).
     fn cached_find(&self, key: &FindKey, not_before: Option<SystemTime>) -> Option<Found> {
         let finds = lock(&self.finds);
-        let now = Instant::now();
-        let e = finds.get(key).filter(|e| {
-            now < e.dead_at
-                && match not_before {
-                    Some(t) => e.read_at >= t,
-                    None => now < e.fresh_until,
-                }
-        })?;
+        let e = finds
+            .get(key)
+            .filter(|e| e.usable(not_before, Instant::now()))?;
         self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         Some((*e.value).clone())
     }
@@ -388,22 +395,12 @@ impl<P: Provider> Frugal<P> {
         result
     }
 
-    fn find_entry(&self, found: Found, read_at: SystemTime) -> FindEntry {
-        let now = Instant::now();
-        let mut ttl = self.config.max_age;
-        let mut keep = self.config.retain.max(ttl);
-        for f in found.values() {
-            if let Some(lease) = &f.meta.lease {
-                ttl = ttl.min(lease.duration / 2);
-                keep = keep.min(lease.duration / 2);
-            }
-        }
-        FindEntry {
-            value: Arc::new(found),
-            fresh_until: now + ttl,
-            read_at,
-            dead_at: now + keep,
-        }
+    fn find_entry(&self, found: Found, read_at: SystemTime) -> Entry<Found> {
+        let leases: Vec<Duration> = found
+            .values()
+            .filter_map(|f| f.meta.lease.as_ref().map(|l| l.duration))
+            .collect();
+        self.entry_with(Arc::new(found), read_at, leases.into_iter())
     }
 }
 

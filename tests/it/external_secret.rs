@@ -193,6 +193,23 @@ where
     .await
 }
 
+/// An Owner ExternalSecret reading one property of `app/db` into key `p`,
+/// with `deletionPolicy` set or not.
+fn with_deletion(name: &str, property: &str, policy: Option<&str>) -> serde_json::Value {
+    let mut target = json!({});
+    if let Some(p) = policy {
+        target["deletionPolicy"] = json!(p);
+    }
+    es(
+        name,
+        json!({
+            "secretStoreRef": {"name": "bao"},
+            "target": target,
+            "data": [{"secretKey": "p", "remoteRef": {"key": "app/db", "property": property}}]
+        }),
+    )
+}
+
 async fn wait_finalizer(api: &Api<ExternalSecret>, name: &str, present: bool) {
     let what = format!("finalizer on {name} present={present}");
     wait_for(&what, || async {
@@ -456,24 +473,15 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
 
     // Owner + explicit Delete: a finalizer appears when the policy is set,
     // and the controller deletes the Secret itself.
-    let del = |policy: Option<&str>| {
-        let mut target = json!({});
-        if let Some(p) = policy {
-            target["deletionPolicy"] = json!(p);
-        }
-        es(
-            "del",
-            json!({
-                "secretStoreRef": {"name": "bao"},
-                "target": target,
-                "data": [{"secretKey": "u", "remoteRef": {"key": "app/db", "property": "username"}}]
-            }),
-        )
-    };
-    apply(&client, &ns, del(None)).await;
+    apply(&client, &ns, with_deletion("del", "username", None)).await;
     wait_secret(&secrets, "del", "Secret del", |_| true).await;
     wait_ready(&es_api, "del", "True", "SecretSynced").await;
-    apply(&client, &ns, del(Some("Delete"))).await;
+    apply(
+        &client,
+        &ns,
+        with_deletion("del", "username", Some("Delete")),
+    )
+    .await;
     wait_finalizer(&es_api, "del", true).await;
     es_api
         .delete("del", &DeleteParams::default())
@@ -491,25 +499,21 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
     // Owner + explicit Retain: the finalizer goes when the policy is unset
     // again and comes back with it; on deletion the Secret stays, without
     // our owner reference.
-    let keep = |policy: Option<&str>| {
-        let mut target = json!({});
-        if let Some(p) = policy {
-            target["deletionPolicy"] = json!(p);
-        }
-        es(
-            "keep",
-            json!({
-                "secretStoreRef": {"name": "bao"},
-                "target": target,
-                "data": [{"secretKey": "p", "remoteRef": {"key": "app/db", "property": "password"}}]
-            }),
-        )
-    };
-    apply(&client, &ns, keep(Some("Retain"))).await;
+    apply(
+        &client,
+        &ns,
+        with_deletion("keep", "password", Some("Retain")),
+    )
+    .await;
     wait_finalizer(&es_api, "keep", true).await;
-    apply(&client, &ns, keep(None)).await;
+    apply(&client, &ns, with_deletion("keep", "password", None)).await;
     wait_finalizer(&es_api, "keep", false).await;
-    apply(&client, &ns, keep(Some("Retain"))).await;
+    apply(
+        &client,
+        &ns,
+        with_deletion("keep", "password", Some("Retain")),
+    )
+    .await;
     wait_finalizer(&es_api, "keep", true).await;
     wait_secret(&secrets, "keep", "Secret keep", |s| {
         !s.owner_references().is_empty()

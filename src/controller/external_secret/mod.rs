@@ -1331,52 +1331,21 @@ mod tests {
             es(json!({"secretStoreRef": {"name": "s"}, "target": target,
                 "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}))
         };
-        // (target, finalizer?, policy in force)
+        // target, finalizer?, policy in force
+        #[rustfmt::skip]
         let cases = [
-            (json!({}), false, DeletionPolicy::Delete),
-            (
-                json!({"creationPolicy": "Owner"}),
-                false,
-                DeletionPolicy::Delete,
-            ),
-            (
-                json!({"deletionPolicy": "Delete"}),
-                true,
-                DeletionPolicy::Delete,
-            ),
-            (
-                json!({"deletionPolicy": "Retain"}),
-                true,
-                DeletionPolicy::Retain,
-            ),
-            (
-                json!({"creationPolicy": "Orphan"}),
-                false,
-                DeletionPolicy::Retain,
-            ),
-            (
-                json!({"creationPolicy": "Orphan", "deletionPolicy": "Retain"}),
-                false,
-                DeletionPolicy::Retain,
-            ),
-            (
-                json!({"creationPolicy": "Orphan", "deletionPolicy": "Delete"}),
-                true,
-                DeletionPolicy::Delete,
-            ),
-            (
-                json!({"creationPolicy": "Merge"}),
-                false,
-                DeletionPolicy::Retain,
-            ),
-            (
-                json!({"creationPolicy": "Merge", "deletionPolicy": "Delete"}),
-                true,
-                DeletionPolicy::Delete,
-            ),
+            (r#"{}"#, false, DeletionPolicy::Delete),
+            (r#"{"creationPolicy": "Owner"}"#, false, DeletionPolicy::Delete),
+            (r#"{"deletionPolicy": "Delete"}"#, true, DeletionPolicy::Delete),
+            (r#"{"deletionPolicy": "Retain"}"#, true, DeletionPolicy::Retain),
+            (r#"{"creationPolicy": "Orphan"}"#, false, DeletionPolicy::Retain),
+            (r#"{"creationPolicy": "Orphan", "deletionPolicy": "Retain"}"#, false, DeletionPolicy::Retain),
+            (r#"{"creationPolicy": "Orphan", "deletionPolicy": "Delete"}"#, true, DeletionPolicy::Delete),
+            (r#"{"creationPolicy": "Merge"}"#, false, DeletionPolicy::Retain),
+            (r#"{"creationPolicy": "Merge", "deletionPolicy": "Delete"}"#, true, DeletionPolicy::Delete),
         ];
         for (target, finalizer, policy) in cases {
-            let e = with(target.clone());
+            let e = with(serde_json::from_str(target).unwrap());
             assert_eq!(needs_finalizer(&e), finalizer, "{target}");
             assert_eq!(deletion_policy(&e), policy, "{target}");
         }
