@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use sealgate::controller::api::{ClusterSecretStore, ExternalSecret, SecretStore};
-use sealgate::controller::external_secret::FINALIZER;
+use sealgate::controller::external_secret::{FINALIZER, MERGE_TARGET_LABEL};
 use sealgate::controller::runner::{self, RunnerConfig};
 use serde_json::json;
 
@@ -372,9 +372,43 @@ async fn kv_secrets_become_secrets_with_every_policy_and_nothing_leaks() {
         "target": {"name": "shared", "creationPolicy": "Merge", "deletionPolicy": "Delete"},
         "data": [{"secretKey": "added", "remoteRef": {"key": "app/db", "property": "username"}}]
     }))).await;
-    wait_secret(&secrets, "shared", "merged key", |s| {
+    let merged = wait_secret(&secrets, "shared", "merged key", |s| {
         value(s, "added").as_deref() == Some("app") && value(s, "keep").as_deref() == Some("mine")
     })
+    .await;
+    assert_eq!(
+        merged.labels().get(MERGE_TARGET_LABEL).map(String::as_str),
+        Some("true")
+    );
+    // Merge targets are watched (the refresh is 1h): an edited key is put
+    // back, and a deleted target is reported at once.
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"added": "ZWRpdGVk"}})),
+        )
+        .await
+        .expect("edit merged key");
+    wait_secret(&secrets, "shared", "edited merged key put back", |s| {
+        value(s, "added").as_deref() == Some("app")
+    })
+    .await;
+    secrets
+        .delete("shared", &DeleteParams::default())
+        .await
+        .expect("delete merge target");
+    wait_ready(&es_api, "merge", "False", "MergeTargetMissing").await;
+    apply(&client, &ns, secret("shared", &[("keep", "mine")])).await;
+    wait_secret(
+        &secrets,
+        "shared",
+        "merged again into the new target",
+        |s| {
+            value(s, "added").as_deref() == Some("app")
+                && value(s, "keep").as_deref() == Some("mine")
+        },
+    )
     .await;
     es_api
         .delete("merge", &DeleteParams::default())

@@ -74,6 +74,13 @@ use crate::secret::{ExposeSecret, SecretBytes};
 use crate::sops::engine::format_unix;
 use render::RenderError;
 
+/// Label on a Secret that `Merge` ExternalSecrets write into, applied under
+/// each one's own field manager (so it goes with the last of them): it lets
+/// the controller watch merge targets — a deleted target or an edited key
+/// is noticed at once, not at the next refresh — without watching every
+/// Secret in the cluster.
+pub const MERGE_TARGET_LABEL: &str = "sealgate.dev/merge-target";
+
 /// Finalizer that runs an explicit `deletionPolicy` and releases leases
 /// (only on objects whose deletion needs the controller).
 pub const FINALIZER: &str = "sealgate.dev/externalsecret";
@@ -183,8 +190,9 @@ struct Desired {
 }
 
 /// Runs the ExternalSecret controller until `shutdown` resolves. Watches
-/// ExternalSecrets, the metadata of the Secrets sealgate manages (a
-/// deleted or edited Secret is repaired promptly without caching values),
+/// ExternalSecrets, the metadata of the Secrets sealgate manages and of
+/// the Secrets `Merge` objects write into (a deleted or edited Secret is
+/// repaired promptly without caching values),
 /// stores (a store's spec change re-reconciles its ExternalSecrets), and
 /// the lease manager's triggers.
 pub async fn run(
@@ -211,6 +219,11 @@ pub async fn run(
             Api::all(client.clone()),
         ),
     };
+    let merged = watcher::watcher(
+        secret_api.clone(),
+        watcher::Config::default().labels(&format!("{MERGE_TARGET_LABEL}=true")),
+    )
+    .touched_objects();
     let cluster_store_api: Api<ClusterSecretStore> = Api::all(client.clone());
     let owned = watcher::watcher(
         secret_api,
@@ -239,6 +252,7 @@ pub async fn run(
         );
     let controller = Controller::for_stream(es_events, reader.clone());
     let reader2 = reader.clone();
+    let reader3 = reader.clone();
     let stores = watcher::watcher(store_api, watcher::Config::default())
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -246,6 +260,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let echo_ctx = Arc::clone(&ctx);
+    let merge_echo_ctx = Arc::clone(&ctx);
     controller
         .watches_stream(owned, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace();
@@ -261,6 +276,25 @@ pub async fn run(
                 .and_then(|v| v.strip_prefix("ExternalSecret."))
                 .zip(ns)
                 .map(|(name, ns)| ObjectRef::new(name).within(&ns))
+        })
+        .watches_stream(merged, move |s: PartialObjectMeta<Secret>| {
+            // Every Merge ExternalSecret writing into this Secret.
+            let ns = s.namespace();
+            let name = s.name_any();
+            let key = format!("{}/{name}", ns.as_deref().unwrap_or_default());
+            if merge_echo_ctx.is_echo(&key, s.resource_version().as_deref()) {
+                return Vec::new();
+            }
+            reader3
+                .state()
+                .into_iter()
+                .filter(|es| {
+                    es.namespace() == ns
+                        && creation_policy(es) == CreationPolicy::Merge
+                        && target_name(es) == name
+                })
+                .map(|es| ObjectRef::from_obj(&*es))
+                .collect::<Vec<_>>()
         })
         .watches_stream(stores, move |s: SecretStore| {
             let ns = s.namespace();
@@ -900,7 +934,8 @@ fn up_to_date(current: &Secret, es: &ExternalSecret, policy: CreationPolicy, d: 
             .is_some_and(|have| SecretBytes::new(have.0.clone()) == *want)
     });
     if policy == CreationPolicy::Merge {
-        return same_values;
+        return same_values
+            && current.labels().get(MERGE_TARGET_LABEL).map(String::as_str) == Some("true");
     }
     if current.type_.as_deref().unwrap_or("Opaque") != d.type_ {
         return false;
@@ -970,7 +1005,8 @@ async fn write(
         (
             json!({
                 "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": ns},
+                "metadata": {"name": name, "namespace": ns,
+                             "labels": {MERGE_TARGET_LABEL: "true"}},
                 "data": data,
             }),
             merge_manager(es),
