@@ -18,6 +18,7 @@ pub mod cli;
 pub mod controller;
 pub mod gate;
 pub mod gitops;
+pub mod leader;
 pub mod providers;
 pub mod secret;
 pub mod sops;

@@ -22,6 +22,7 @@ use crate::gitops::controller::{self, GitOpsOptions};
 use crate::gitops::metrics;
 use crate::gitops::spec::{self, GitSyncStatus};
 use crate::gitops::sync::{self, Change, SyncContext};
+use crate::leader;
 
 /// Arguments of `sealgate sync`.
 #[derive(Debug, Args)]
@@ -55,7 +56,24 @@ pub struct GitopsArgs {
     /// GitSyncs reconciled in parallel.
     #[arg(long, default_value_t = 2)]
     concurrency: u16,
+    /// Namespace of the leader Lease (the process's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sealgate-system")]
+    lease_namespace: String,
+    /// This replica's identity in the leader Lease (default: POD_NAME, else
+    /// host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Run without leader election (only safe with a single replica).
+    #[arg(long)]
+    disable_leader_election: bool,
+    /// Seconds the leader Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
 }
+
+/// Name of the Lease `sealgate gitops` replicas elect a leader with (the
+/// controller has its own, so the two elect independently).
+pub const GITOPS_LEASE: &str = "sealgate-gitops";
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -161,11 +179,17 @@ pub(super) fn run_gitops(args: &GitopsArgs) -> anyhow::Result<ExitStatus> {
             .await
             .map_err(|e| Failure::unavailable(anyhow::anyhow!("no cluster configuration: {e}")))?;
         let client = kube::Client::try_from(config.clone()).map_err(Failure::unavailable)?;
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "sealgate".into());
+            format!("{host}-{}", std::process::id())
+        });
         let options = GitOpsOptions {
             namespace: args.namespace.clone(),
             cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache),
             config: Some(config),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(identity.clone()),
             concurrency: args.concurrency.max(1),
             ..GitOpsOptions::default()
         };
@@ -178,18 +202,45 @@ pub(super) fn run_gitops(args: &GitopsArgs) -> anyhow::Result<ExitStatus> {
                 ))
             })?;
         tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
-        let app = metrics::router(options.metrics.clone());
+        let metrics = options.metrics.clone();
+        let app = metrics::router(metrics.clone());
         let http = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "metrics endpoint stopped");
             }
         });
-        controller::run_until(
-            client,
-            options,
-            crate::controller::runner::shutdown_signal(),
-        )
-        .await;
+        // A standby is ready: it is ready to take over.
+        metrics.set_ready(true);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::controller::runner::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        if args.disable_leader_election {
+            metrics.set_leader(true);
+            controller::run_until(client, options, leader::wait_true(stop_rx)).await;
+        } else {
+            let lease = leader::LeaderConfig {
+                namespace: args.lease_namespace.clone(),
+                lease_name: GITOPS_LEASE.into(),
+                identity,
+                duration_seconds: args.lease_duration.max(3),
+            };
+            let term = |end: futures::future::BoxFuture<'static, ()>| {
+                // kube-runtime wants a Sync shutdown future: relay `end`
+                // through a watch channel.
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    end.await;
+                    let _ = tx.send(true);
+                });
+                controller::run_until(client.clone(), options.clone(), leader::wait_true(rx))
+            };
+            let leads = |l: bool| metrics.set_leader(l);
+            leader::campaign(&client, &lease, stop_rx, term, leads)
+                .await
+                .map_err(|e| Failure::unavailable(anyhow::Error::from(e)))?;
+        }
         http.abort();
         Ok(ExitStatus::Success)
     })

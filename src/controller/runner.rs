@@ -1,7 +1,7 @@
 //! Runs the controller: health and metrics endpoints, leader election, and
 //! the reconcilers while this replica leads.
 //!
-//! Design note: every replica serves `/healthz`, `/readyz` and `/metrics`
+//! Design note (leader election itself is [`crate::leader`]): every replica serves `/healthz`, `/readyz` and `/metrics`
 //! (a standby is healthy and ready — it is ready to take over); only the
 //! holder of the `coordination.k8s.io` Lease runs reconcilers, so only one
 //! replica ever writes. Each leadership term gets a fresh [`Context`]
@@ -21,7 +21,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use super::context::Context;
@@ -171,7 +170,7 @@ pub async fn run(
                 .map_err(|source| RunnerError::Bind { addr, source })?;
             on_listen(Endpoint { addr: bound });
             let app = router(Arc::clone(&shared));
-            let stop = wait_true(stop_rx.clone());
+            let stop = crate::leader::wait_true(stop_rx.clone());
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop)
@@ -190,7 +189,13 @@ pub async fn run(
         campaign(&client, &config, &shared, stop_rx.clone()).await
     } else {
         metrics.set_leader(true);
-        term(&client, &config, &shared, wait_true(stop_rx.clone())).await;
+        term(
+            &client,
+            &config,
+            &shared,
+            crate::leader::wait_true(stop_rx.clone()),
+        )
+        .await;
         Ok(())
     };
     metrics.set_leader(false);
@@ -206,59 +211,27 @@ async fn campaign(
     client: &Client,
     config: &RunnerConfig,
     shared: &Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), RunnerError> {
-    let err = |message: String| RunnerError::LeaderElection {
+    let leader = crate::leader::LeaderConfig {
         namespace: config.controller_namespace.clone(),
-        name: config.lease_name.clone(),
-        message,
+        lease_name: config.lease_name.clone(),
+        identity: config.identity.clone(),
+        duration_seconds: config.lease_duration_seconds,
     };
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.controller_namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_duration_seconds)
-        .with_grace((config.lease_duration_seconds / 3).max(1))
-        .with_field_manager(format!("sealgate-leader-{}", config.identity))
-        .build()
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let (mut leader, task) = manager.watch().await;
-    loop {
-        // Wait to lead, or to stop.
-        tokio::select! {
-            r = leader.wait_for(|l| *l) => {
-                if r.is_err() {
-                    break;
-                }
-            }
-            _ = stop.wait_for(|s| *s) => break,
-        }
-        tracing::info!(identity = %config.identity, "became leader; starting reconcilers");
-        shared.metrics.set_leader(true);
-        let mut lost = leader.clone();
-        let stop2 = stop.clone();
-        let end = async move {
-            let mut stop2 = stop2;
-            tokio::select! {
-                _ = lost.wait_for(|l| !*l) => {}
-                _ = stop2.wait_for(|s| *s) => {}
-            }
-        };
-        term(client, config, shared, end).await;
-        shared.metrics.set_leader(false);
-        if *stop.borrow() {
-            break;
-        }
-        tracing::warn!(identity = %config.identity, "lost the leader Lease; reconcilers stopped");
-    }
-    // Closing the channel makes the manager release the Lease.
-    drop(leader);
-    match tokio::time::timeout(Duration::from_secs(5), task).await {
-        Ok(Ok(Ok(_))) => tracing::info!("leader Lease released"),
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "could not release the leader Lease"),
-        _ => tracing::warn!("leader election task did not finish"),
-    }
-    Ok(())
+    crate::leader::campaign(
+        client,
+        &leader,
+        stop,
+        |end| term(client, config, shared, end),
+        |leads| shared.metrics.set_leader(leads),
+    )
+    .await
+    .map_err(|e| RunnerError::LeaderElection {
+        namespace: e.namespace,
+        name: e.name,
+        message: e.message,
+    })
 }
 
 /// One leadership term: runs every reconciler until `end` resolves.
@@ -342,7 +315,8 @@ fn reconcilers(
         .with_stores(Arc::clone(&stores)),
     );
     // Store and namespace lookups of every reconcile come from watch caches.
-    let ns_cache = stores::run_namespace_cache(Arc::clone(&stores), wait_true(stop.clone()));
+    let ns_cache =
+        stores::run_namespace_cache(Arc::clone(&stores), crate::leader::wait_true(stop.clone()));
     let store_ctx = Arc::new(StoreContext::new(
         client.clone(),
         stores,
@@ -352,27 +326,26 @@ fn reconcilers(
     let n = config.concurrency;
     vec![
         ns_cache.boxed(),
-        stores::run_secret_stores(Arc::clone(&store_ctx), ns.clone(), wait_true(stop.clone()))
-            .boxed(),
-        stores::run_cluster_stores(store_ctx, wait_true(stop.clone())).boxed(),
-        external_secret::run(ctx, ns.clone(), n, lease_triggers, wait_true(stop.clone())).boxed(),
-        sops_secret::run(sops_ctx, ns, n, wait_true(stop.clone())).boxed(),
+        stores::run_secret_stores(
+            Arc::clone(&store_ctx),
+            ns.clone(),
+            crate::leader::wait_true(stop.clone()),
+        )
+        .boxed(),
+        stores::run_cluster_stores(store_ctx, crate::leader::wait_true(stop.clone())).boxed(),
+        external_secret::run(
+            ctx,
+            ns.clone(),
+            n,
+            lease_triggers,
+            crate::leader::wait_true(stop.clone()),
+        )
+        .boxed(),
+        sops_secret::run(sops_ctx, ns, n, crate::leader::wait_true(stop.clone())).boxed(),
     ]
 }
 
 /// Resolves when the flag turns true (or its sender is gone).
-fn wait_true(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync {
-    let (tx, done) = futures::channel::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let mut rx = rx;
-        let _ = rx.wait_for(|v| *v).await;
-        let _ = tx.send(());
-    });
-    async move {
-        let _ = done.await;
-    }
-}
-
 fn router(shared: Arc<Shared>) -> axum::Router {
     let r = Arc::clone(&shared);
     crate::telemetry::router(move || shared.render(), move || r.metrics.is_ready())

@@ -38,6 +38,7 @@ pub struct GitOpsMetrics {
     drift: Mutex<BTreeMap<(String, String), u64>>,
     drifted_now: Mutex<BTreeMap<(String, String), u64>>,
     ready: AtomicBool,
+    leader: AtomicBool,
 }
 
 /// The kind part of a Flux-style id (`<ns>_<name>_<group>_<kind>`).
@@ -100,6 +101,17 @@ impl GitOpsMetrics {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Records whether this replica holds the leader Lease (and so is the
+    /// one reconciling).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
+    }
+
+    /// Whether this replica holds the leader Lease.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
     /// The text exposition of everything.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -108,6 +120,13 @@ impl GitOpsMetrics {
     }
 
     fn render_into(&self, o: &mut String) -> std::fmt::Result {
+        header(
+            o,
+            "sealgate_gitsync_leader",
+            "gauge",
+            "Whether this replica holds the GitOps loop's leader Lease (only the leader reconciles).",
+        )?;
+        writeln!(o, "sealgate_gitsync_leader {}", u8::from(self.is_leader()))?;
         header(
             o,
             "sealgate_gitsync_reconciles_total",

@@ -1,5 +1,6 @@
-//! `sealgate controller` as a real process (the built binary) against the
-//! real kube-apiserver: two replicas with leader election, AWS web identity
+//! `sealgate controller` (and `sealgate gitops`) as a real process (the
+//! built binary) against the real kube-apiserver: two replicas with leader
+//! election, AWS web identity
 //! through moto's STS, store lookups served from watch caches and backend
 //! counters that survive reconnects.
 //!
@@ -43,20 +44,51 @@ impl Proc {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        let mut args = vec![
+            "controller",
+            "--namespace",
+            ns,
+            "--controller-namespace",
+            ns,
+        ];
+        args.extend(["--identity", identity, "--cache-ttl", "0"]);
+        args.extend(extra);
+        Self::spawn(cluster, &args, env)
+    }
+
+    /// Starts `sealgate gitops` watching `ns`, its leader Lease in `ns`.
+    fn gitops(cluster: &TestCluster, ns: &str, identity: &str) -> Self {
+        let args = [
+            "gitops",
+            "--namespace",
+            ns,
+            "--lease-namespace",
+            ns,
+            "--identity",
+            identity,
+            "--lease-duration",
+            "4",
+        ];
+        Self::spawn(cluster, &args, &[])
+    }
+
+    /// Runs `sealgate <args>` with JSON TRACE logs, a metrics port, the
+    /// test cluster's kubeconfig and a private HOME/TMPDIR (the Git cache
+    /// defaults under TMPDIR).
+    fn spawn(cluster: &TestCluster, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tmp");
-        let log = dir.path().join("controller.log");
+        let log = dir.path().join("process.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealgate"));
-        cmd.args(["controller", "--log-format", "json", "--log-level", "trace"])
-            .args(["--namespace", ns, "--controller-namespace", ns])
-            .args(["--identity", identity, "--cache-ttl", "0"])
+        cmd.args(args)
+            .args(["--log-format", "json", "--log-level", "trace"])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(extra)
             .env("KUBECONFIG", cluster.kubeconfig())
             .env("HOME", dir.path())
             .env("TMPDIR", dir.path())
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
+            .env_remove("SEALGATE_GIT_CACHE")
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
@@ -64,7 +96,12 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let service = Service::spawn("sealgate controller", cmd, &log, Signal::SIGTERM);
+        let name = if args.first() == Some(&"gitops") {
+            "sealgate gitops"
+        } else {
+            "sealgate controller"
+        };
+        let service = Service::spawn(name, cmd, &log, Signal::SIGTERM);
         Self {
             service: Some(service),
             port,
@@ -568,4 +605,93 @@ async fn store_lookups_come_from_caches_and_backend_counters_survive_reconnects(
         "backend calls keep counting across the reconnect: {before} -> {after}\n{m2}"
     );
     ctl.stop().await;
+}
+
+/// Two `sealgate gitops` processes: only the holder of the Lease
+/// `sealgate-gitops` reconciles; after SIGKILL of the leader the standby
+/// takes the Lease and applies the next commit. The controller's Lease is
+/// a different one, so the two kinds of process never block each other.
+#[tokio::test(flavor = "current_thread")]
+async fn two_gitops_processes_only_the_leader_reconciles() {
+    use crate::gitops::{Repo, cm_value, configmap, gitsync};
+    use kube::api::PostParams;
+    use sealgate::gitops::spec::GitSync;
+
+    let cluster = TestCluster::get();
+    let client = cluster.admin().await;
+    crate::crds::install(&client).await;
+    let ns = cluster.namespace("gitops-ha").await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = Repo::new(tmp.path());
+    repo.write("deploy/config.yaml", &configmap("settings", "one"));
+    repo.commit("one");
+    Api::<GitSync>::namespaced(client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &gitsync(&ns, &repo.url(), json!({"interval": "1s"})),
+        )
+        .await
+        .expect("create GitSync");
+    let a = Proc::gitops(cluster, &ns, "gitops-a");
+    let b = Proc::gitops(cluster, &ns, "gitops-b");
+    wait_for("ConfigMap settings=one", || async {
+        (cm_value(&client, &ns, "settings").await.as_deref() == Some("one")).then_some(())
+    })
+    .await;
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = || async {
+        leases
+            .get_opt("sealgate-gitops")
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .holder_identity
+    };
+    let first = wait_for("gitops Lease holder", holder).await;
+    let (mut leader, standby, standby_id) = match first.as_str() {
+        "gitops-a" => (a, b, "gitops-b"),
+        "gitops-b" => (b, a, "gitops-a"),
+        other => panic!("unexpected Lease holder {other:?}"),
+    };
+    let (ml, ms) = (leader.metrics().await, standby.metrics().await);
+    assert_eq!(sample(&ml, "sealgate_gitsync_leader"), Some(1), "{ml}");
+    assert_eq!(sample(&ms, "sealgate_gitsync_leader"), Some(0), "{ms}");
+    assert!(
+        sample(&ml, "sealgate_gitsync_reconciles_total{result=\"ok\"}").unwrap_or(0) >= 1,
+        "the leader reconciled:\n{ml}"
+    );
+    assert!(
+        !ms.contains("sealgate_gitsync_reconciles_total{"),
+        "the standby reconciled nothing:\n{ms}"
+    );
+    assert!(
+        leases
+            .get_opt("sealgate-controller")
+            .await
+            .expect("get")
+            .is_none(),
+        "the GitOps loop does not take the controller's Lease"
+    );
+
+    leader.kill().await;
+    wait_for("the standby holds the gitops Lease", || async {
+        (holder().await.as_deref() == Some(standby_id)).then_some(())
+    })
+    .await;
+    repo.write("deploy/config.yaml", &configmap("settings", "two"));
+    repo.commit("two");
+    wait_for("ConfigMap settings=two from the new leader", || async {
+        (cm_value(&client, &ns, "settings").await.as_deref() == Some("two")).then_some(())
+    })
+    .await;
+    let m = standby.metrics().await;
+    assert_eq!(sample(&m, "sealgate_gitsync_leader"), Some(1), "{m}");
+    // A clean stop releases the Lease (no holder left behind).
+    standby.stop().await;
+    wait_for("gitops Lease released", || async {
+        holder().await.is_none().then_some(())
+    })
+    .await;
 }

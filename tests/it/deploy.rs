@@ -376,6 +376,11 @@ async fn gitops_manifests_apply_and_grant_least_privilege() {
             attrs("impersonate", "", "serviceaccounts", sys),
             "sealgate-gitops-deployer",
         ),
+        attrs("create", "coordination.k8s.io", "leases", sys),
+        named(
+            attrs("patch", "coordination.k8s.io", "leases", sys),
+            "sealgate-gitops",
+        ),
     ];
     for a in must {
         let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
@@ -393,6 +398,11 @@ async fn gitops_manifests_apply_and_grant_least_privilege() {
         attrs("impersonate", "", "users", None),
         attrs("patch", "apps", "deployments", Some("team-a")),
         attrs("delete", "", "namespaces", None),
+        // The controller's Lease is not the GitOps loop's to take.
+        named(
+            attrs("patch", "coordination.k8s.io", "leases", sys),
+            "sealgate-controller",
+        ),
     ];
     for a in must_not {
         let what = format!("{:?} {:?} {:?}", a.verb, a.resource, a.subresource);
