@@ -689,6 +689,7 @@ async fn run(
                 o.location()
             )));
         }
+        check_annotations(&o.object, &kind, o.name(), &o.location())?;
         // Self-protection: never let a revision rewrite its own GitSync or
         // key Secret.
         let is_self = kind == "GitSync" && object_ns.as_deref() == Some(&ns) && o.name() == name;
@@ -1274,6 +1275,44 @@ fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
 }
 
 /// The field managers (other than `sealgate`) that own any of the drifted
+/// The values each per-object annotation accepts. A typo (`ssa: ifnotpresent`,
+/// `prune: disable`) would otherwise silently mean "not set", applying or
+/// pruning an object its author meant to protect; it refuses the revision
+/// instead, naming file:line, object, annotation and the accepted values.
+/// `ssa: Merge` is accepted as Flux spells it: sealgate never strips other
+/// field managers' fields, which is what Flux's `Merge` keeps.
+const ANNOTATION_VALUES: [(&str, &[&str]); 4] = [
+    (SSA_ANNOTATION, &["Merge", "IfNotPresent", "Ignore"]),
+    (RECONCILE_ANNOTATION, &["enabled", "disabled"]),
+    (PRUNE_ANNOTATION, &["enabled", "disabled"]),
+    (RECREATE_ANNOTATION, &["enabled", "disabled"]),
+];
+
+fn check_annotations(object: &Json, kind: &str, name: &str, at: &str) -> Result<(), SyncError> {
+    for (key, allowed) in ANNOTATION_VALUES {
+        let Some(v) = object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+        else {
+            continue;
+        };
+        if !v.as_str().is_some_and(|v| allowed.contains(&v)) {
+            // Short values are quoted (a typo is then obvious); anything
+            // longer is described, not echoed.
+            let shown = match v.as_str() {
+                Some(t) if t.chars().count() <= 24 => format!("{t:?}"),
+                Some(t) => format!("a {}-character value", t.chars().count()),
+                None => "a non-string value".to_owned(),
+            };
+            return Err(SyncError::Validation(format!(
+                "{at}: {kind} {name}: annotation {key}: {shown} is not one of {}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// JSON `paths` of `live`, read from its `managedFields`. A drifted field
 /// nobody else owns (e.g. one that was removed) is attributed to the most
 /// recent other manager; `unknown` when there is none.
@@ -1756,6 +1795,55 @@ fn parse_rfc3339_age(ts: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotation_typos_refuse_the_revision_naming_where() {
+        let obj = |key: &str, v: Json| json!({"kind": "ConfigMap", "metadata": {"name": "c", "annotations": {key: v}}});
+        for (key, v) in [
+            (SSA_ANNOTATION, json!("Merge")),
+            (SSA_ANNOTATION, json!("IfNotPresent")),
+            (PRUNE_ANNOTATION, json!("disabled")),
+            ("example.com/other", json!("anything")),
+        ] {
+            assert!(check_annotations(&obj(key, v), "ConfigMap", "c", "a.yaml:3").is_ok());
+        }
+        let e = check_annotations(
+            &obj(SSA_ANNOTATION, json!("ifnotpresent")),
+            "ConfigMap",
+            "c",
+            "a.yaml:3",
+        )
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "a.yaml:3",
+            "ConfigMap c",
+            SSA_ANNOTATION,
+            "\"ifnotpresent\"",
+            "IfNotPresent",
+        ] {
+            assert!(e.contains(part), "{part} missing: {e}");
+        }
+        let long = "x".repeat(40);
+        let e = check_annotations(
+            &obj(PRUNE_ANNOTATION, json!(long)),
+            "ConfigMap",
+            "c",
+            "a.yaml:3",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains(&long) && e.contains("40-character"), "{e}");
+        assert!(
+            check_annotations(
+                &obj(RECREATE_ANNOTATION, json!(true)),
+                "ConfigMap",
+                "c",
+                "x"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn ids_stages_and_diffs() {
