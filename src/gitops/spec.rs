@@ -419,7 +419,15 @@ impl GitSyncSpec {
             ("source.pollInterval", &self.source.poll_interval),
         ] {
             if let Some(v) = v {
-                parse_duration(v).map_err(|reason| SpecError::Invalid { field, reason })?;
+                let d = parse_duration(v).map_err(|reason| SpecError::Invalid { field, reason })?;
+                // A zero budget would fail every apply; a zero interval
+                // would spin.
+                if d.is_zero() {
+                    return Err(SpecError::Invalid {
+                        field,
+                        reason: format!("{v:?} must be longer than zero"),
+                    });
+                }
             }
         }
         if let Some(r) = self.prune.as_ref().and_then(|p| p.max_delete_ratio)

@@ -207,6 +207,9 @@ pub enum SyncError {
     /// Health check timed out.
     #[error("{0}")]
     Health(String),
+    /// `spec.timeout` ran out while applying (before the health wait).
+    #[error("{0}")]
+    Timeout(String),
     /// The API failed in a way a retry may fix.
     #[error("kubernetes API: {0}")]
     Kube(String),
@@ -226,6 +229,7 @@ impl SyncError {
             Self::Apply(_) => "ApplyFailed",
             Self::PruneBlocked(_) => "PruneBlocked",
             Self::Health(_) => "HealthCheckFailed",
+            Self::Timeout(_) => "ApplyTimeout",
             Self::Kube(_) => "KubernetesError",
         }
     }
@@ -234,7 +238,7 @@ impl SyncError {
     pub fn stalled(&self) -> bool {
         match self {
             Self::Source(e) => !e.transient(),
-            Self::Kube(_) | Self::Apply(_) | Self::Health(_) => false,
+            Self::Kube(_) | Self::Apply(_) | Self::Health(_) | Self::Timeout(_) => false,
             _ => true,
         }
     }
@@ -776,6 +780,17 @@ async fn run(
         .unwrap_or_default();
     let mut inventory = Vec::new();
     let old_ids: BTreeSet<&str> = previous.inventory.iter().map(|e| e.id.as_str()).collect();
+    // `spec.timeout` bounds applying and the health wait together (Flux's
+    // meaning): a hung apply or a stage that never settles fails the
+    // reconcile as `ApplyTimeout`, naming the object it stopped at, like an
+    // apply error (what was applied stays labelled as ours).
+    let budget = spec.effective_timeout();
+    let deadline = tokio::time::Instant::now() + budget;
+    let out_of_time = |at: &str, what: &str| {
+        SyncError::Timeout(format!(
+            "{at}: spec.timeout ({budget:?}) ran out {what}; the next reconcile continues"
+        ))
+    };
     for stage in &staged {
         if stage.is_empty() {
             continue;
@@ -792,6 +807,12 @@ async fn run(
             let ons = d.object["metadata"]["namespace"]
                 .as_str()
                 .map(str::to_owned);
+            if apply_changes && tokio::time::Instant::now() >= deadline {
+                return Err(out_of_time(
+                    &d.source,
+                    &format!("before {kind} {oname} was planned"),
+                ));
+            }
             let resolved = resolve(&client, &mut discovery, &api_version, &kind).await?;
             let Some((ar, caps)) = resolved else {
                 // CRD from this revision not established yet (plan only).
@@ -949,7 +970,12 @@ async fn run(
             });
             if change != Change::Unchanged && apply_changes {
                 report.count("apply", 1);
-                let rv = apply_one(&api, d, &oname, &kind, redactor).await?;
+                let rv =
+                    tokio::time::timeout_at(deadline, apply_one(&api, d, &oname, &kind, redactor))
+                        .await
+                        .map_err(|_| {
+                            out_of_time(&d.source, &format!("while applying {kind} {oname}"))
+                        })??;
                 report.applied.push(d.id.clone());
                 // What was just applied is the desired state at this
                 // resourceVersion: the next reconcile needs no dry-run
@@ -965,7 +991,12 @@ async fn run(
             });
         }
         if apply_changes {
-            wait_stage(&client, stage).await?;
+            let at = stage.first().map(|d| d.source.as_str()).unwrap_or("");
+            tokio::time::timeout_at(deadline, wait_stage(&client, stage))
+                .await
+                .map_err(|_| {
+                    out_of_time(at, "waiting for a stage (CRDs, Namespaces) to settle")
+                })??;
         }
     }
     inventory.sort();
@@ -1014,7 +1045,8 @@ async fn run(
             &mut discovery,
             &staged,
             &to_check,
-            spec.effective_timeout(),
+            deadline.into_std(),
+            budget,
         )
         .await?;
     }
@@ -1577,9 +1609,9 @@ async fn wait_healthy(
     discovery: &mut HashMap<String, Option<(ApiResource, ApiCapabilities)>>,
     staged: &[Vec<Desired>],
     applied: &[String],
+    deadline: Instant,
     timeout: Duration,
 ) -> Result<(), SyncError> {
-    let deadline = Instant::now() + timeout;
     let wanted: BTreeSet<&str> = applied.iter().map(String::as_str).collect();
     let objs: Vec<&Desired> = staged
         .iter()

@@ -592,6 +592,56 @@ async fn immutable_field_fails_cleanly_without_opt_in_and_recreates_with_it() {
     );
 }
 
+/// `spec.timeout` bounds applying, not only the health wait: a CRD whose
+/// kind clashes with an existing one is never Established, so its stage
+/// never settles and the 3 s budget runs out (`ApplyTimeout`, naming the
+/// file) long before the stage's own 30 s limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_bounds_applying_a_stage_that_never_settles() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(cluster, tmp.path()).await;
+    let ns = cluster.namespace("gitops-timeout").await;
+    let group = format!("{ns}.example.com");
+    let crd = |plural: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: {plural}, kind: {kind}}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: {{openAPIV3Schema: {{type: object}}}}\n"
+        )
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(h.client.clone());
+    let existing: CustomResourceDefinition =
+        serde_saphyr::from_str(&crd("widgets", "Widget")).expect("CRD");
+    crds.create(&PostParams::default(), &existing)
+        .await
+        .expect("create the first CRD");
+    let repo = Repo::new(tmp.path());
+    // Same kind, other plural: NamesAccepted=False, never Established.
+    repo.write("deploy/crd.yaml", &crd("gizmos", "Widget"));
+    repo.commit("clashing CRD");
+    let gs = gitsync(
+        &ns,
+        &repo.url(),
+        json!({"timeout": "3s", "prune": {"enabled": false}}),
+    );
+    let report = h.sync(&gs).await;
+    assert_eq!(report.reason, "ApplyTimeout", "{}", report.message);
+    assert!(
+        report.message.contains("deploy/crd.yaml"),
+        "{}",
+        report.message
+    );
+    assert!(report.message.contains("3s"), "{}", report.message);
+    for name in [format!("widgets.{group}"), format!("gizmos.{group}")] {
+        let _ = crds.delete(&name, &Default::default()).await;
+    }
+    // A zero budget is refused up front.
+    let zero = gitsync(&ns, &repo.url(), json!({"timeout": "0s"}));
+    let report = h.sync(&zero).await;
+    assert!(!report.ok);
+    assert!(report.message.contains("timeout"), "{}", report.message);
+}
+
 /// `git http-backend` behind a tiny axum CGI bridge on 127.0.0.1 that
 /// demands a bearer token. Returns the base URL. (gix sends basic-auth
 /// passwords only over TLS, and its reqwest backend takes no custom CA, so
