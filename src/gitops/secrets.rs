@@ -95,9 +95,23 @@ pub enum DecryptError {
         /// Cause.
         source: SecretDataError,
     },
+    /// A Secret marked `decrypt: disabled` would reach the cluster as
+    /// ciphertext nothing decrypts.
+    #[error(
+        "{location}: Secret {name} is annotated sealgate.dev/decrypt: disabled, but nothing in \
+         the cluster decrypts a Secret: remove the annotation (sealgate decrypts it) or commit \
+         the custom resource of the controller that does"
+    )]
+    SecretLeftEncrypted {
+        /// file:line.
+        location: String,
+        /// Secret name.
+        name: String,
+    },
     /// Only v1 Secrets may be sops-encrypted in a revision.
     #[error(
-        "{location}: sops-encrypted {kind}; only v1 Secrets may be encrypted in a GitSync path"
+        "{location}: sops-encrypted {kind}; sealgate decrypts only v1 Secrets (annotate \
+         sealgate.dev/decrypt: disabled if a controller in the cluster decrypts it)"
     )]
     NotASecret {
         /// file:line.
@@ -136,9 +150,28 @@ pub fn keyring_from_secret_data(
     Ok(Keyring::age(identities))
 }
 
+/// Per-object opt-out of decryption (the design's `decrypt: disabled`): a
+/// sops-encrypted custom resource that another controller decrypts in the
+/// cluster (e.g. a sops-secrets-operator `SopsSecret`) is applied as it is
+/// in Git, `sops` metadata included. Read from the object's annotations,
+/// which sops leaves in clear unless told to encrypt them.
+pub const DECRYPT_ANNOTATION: &str = "sealgate.dev/decrypt";
+
+/// Whether `o` is sops-encrypted and marked to pass through encrypted.
+pub fn passes_through(o: &Rendered) -> bool {
+    o.sops
+        && o.object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(DECRYPT_ANNOTATION))
+            .and_then(Json::as_str)
+            == Some("disabled")
+}
+
 /// Replaces every sops-encrypted Secret in `objects` by the plain Secret it
 /// decrypts to (`data` in base64), registering every value with `redactor`.
-/// Returns how many were decrypted.
+/// Objects marked `decrypt: disabled` pass through encrypted — except
+/// Secrets, which nothing else would decrypt. Returns how many were
+/// decrypted.
 pub fn decrypt_all(
     objects: &mut [Rendered],
     files: &[SourceFile],
@@ -148,7 +181,19 @@ pub fn decrypt_all(
     let mut count = 0;
     for o in objects.iter_mut().filter(|o| o.sops) {
         let location = o.location();
-        if o.kind() != "Secret" || o.api_version() != "v1" {
+        let is_secret = o.kind() == "Secret" && o.api_version() == "v1";
+        if passes_through(o) {
+            if is_secret {
+                return Err(DecryptError::SecretLeftEncrypted {
+                    location,
+                    name: o.name().to_owned(),
+                });
+            }
+            tracing::debug!(%location, kind = o.kind(), "sops-encrypted object passes through (decrypt: disabled)");
+            o.sops = false;
+            continue;
+        }
+        if !is_secret {
             return Err(DecryptError::NotASecret {
                 location,
                 kind: o.kind().to_owned(),

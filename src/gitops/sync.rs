@@ -594,8 +594,12 @@ async fn run(
     // 4. Validate: the gate on every file, then structure and duplicates.
     gate_revision(spec, &ns, &rev.files, report)?;
 
-    // 5. Decrypt sops Secrets in memory.
-    let sops_count = objects.iter().filter(|o| o.sops).count();
+    // 5. Decrypt sops Secrets in memory (objects another controller
+    // decrypts pass through, see `secrets::decrypt_all`).
+    let sops_count = objects
+        .iter()
+        .filter(|o| o.sops && !secrets::passes_through(o))
+        .count();
     let keyring = if sops_count > 0 {
         match spec
             .decryption
@@ -1306,15 +1310,15 @@ fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
         .and_then(Json::as_str)
 }
 
-/// The field managers (other than `sealgate`) that own any of the drifted
 /// The values each per-object annotation accepts. A typo (`ssa: ifnotpresent`,
 /// `prune: disable`) would otherwise silently mean "not set", applying or
 /// pruning an object its author meant to protect; it refuses the revision
 /// instead, naming file:line, object, annotation and the accepted values.
 /// `ssa: Merge` is accepted as Flux spells it: sealgate never strips other
 /// field managers' fields, which is what Flux's `Merge` keeps.
-const ANNOTATION_VALUES: [(&str, &[&str]); 4] = [
+const ANNOTATION_VALUES: [(&str, &[&str]); 5] = [
     (SSA_ANNOTATION, &["Merge", "IfNotPresent", "Ignore"]),
+    (secrets::DECRYPT_ANNOTATION, &["enabled", "disabled"]),
     (RECONCILE_ANNOTATION, &["enabled", "disabled"]),
     (PRUNE_ANNOTATION, &["enabled", "disabled"]),
     (RECREATE_ANNOTATION, &["enabled", "disabled"]),
@@ -1345,6 +1349,7 @@ fn check_annotations(object: &Json, kind: &str, name: &str, at: &str) -> Result<
     Ok(())
 }
 
+/// The field managers (other than `sealgate`) that own any of the drifted
 /// JSON `paths` of `live`, read from its `managedFields`. A drifted field
 /// nobody else owns (e.g. one that was removed) is attributed to the most
 /// recent other manager; `unknown` when there is none.

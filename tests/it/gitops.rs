@@ -592,6 +592,87 @@ async fn immutable_field_fails_cleanly_without_opt_in_and_recreates_with_it() {
     );
 }
 
+/// `sealgate.dev/decrypt: disabled`: a sops-encrypted custom resource that
+/// another controller decrypts is applied as committed (ciphertext and
+/// `sops` metadata, no key needed); without the annotation it is refused
+/// naming the way out; on a Secret the annotation is refused.
+#[tokio::test(flavor = "current_thread")]
+async fn decrypt_disabled_passes_custom_resources_through_encrypted() {
+    let cluster = TestCluster::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(cluster, tmp.path()).await;
+    let ns = cluster.namespace("gitops-passthrough").await;
+    let lab = Lab::new(1);
+    let group = format!("{ns}.example.com");
+    let repo = Repo::new(tmp.path());
+    repo.write(
+        "deploy/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: vaulted.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: vaulted, singular: vaulted, kind: Vaulted}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        ),
+    );
+    let cr = |annotated: bool| {
+        format!(
+            "apiVersion: {group}/v1\nkind: Vaulted\nmetadata:\n  name: v1\n{}data:\n  password: {SOPS_PW}\n",
+            if annotated {
+                "  annotations: {sealgate.dev/decrypt: disabled}\n"
+            } else {
+                ""
+            }
+        )
+    };
+    encrypt_in_repo(&lab, &repo, "deploy/vaulted.enc.yaml", &cr(false));
+    repo.commit("encrypted CR, not annotated");
+    let gs = gitsync(&ns, &repo.url(), json!({}));
+    let report = h.sync(&gs).await;
+    assert_eq!(report.reason, "DecryptionFailed", "{}", report.message);
+    assert!(
+        report.message.contains("deploy/vaulted.enc.yaml")
+            && report.message.contains("sealgate.dev/decrypt: disabled"),
+        "{}",
+        report.message
+    );
+
+    encrypt_in_repo(&lab, &repo, "deploy/vaulted.enc.yaml", &cr(true));
+    repo.commit("encrypted CR, passes through");
+    let report = h.sync(&gs).await;
+    assert!(report.ok, "{} {}", report.reason, report.message);
+    let res = ApiResource {
+        group: group.clone(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: "Vaulted".into(),
+        plural: "vaulted".into(),
+    };
+    let live = Api::<DynamicObject>::namespaced_with(h.client.clone(), &ns, &res)
+        .get("v1")
+        .await
+        .expect("the CR was applied");
+    let text = serde_json::to_string(&live.data).expect("json");
+    assert!(text.contains("ENC[AES256_GCM"), "still encrypted: {text}");
+    assert!(live.data.get("sops").is_some(), "sops metadata kept");
+    assert!(!text.contains(SOPS_PW), "never decrypted");
+
+    // On a Secret the annotation is refused: nothing would decrypt it.
+    encrypt_in_repo(
+        &lab,
+        &repo,
+        "deploy/db.enc.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  annotations: {{sealgate.dev/decrypt: disabled}}\nstringData:\n  password: {SOPS_PW}\n"
+        ),
+    );
+    repo.commit("encrypted Secret marked pass-through");
+    let report = h.sync(&gs).await;
+    assert_eq!(report.reason, "DecryptionFailed", "{}", report.message);
+    assert!(
+        report.message.contains("deploy/db.enc.yaml"),
+        "{}",
+        report.message
+    );
+    assert!(!report.message.contains(SOPS_PW));
+}
+
 /// `spec.timeout` bounds applying, not only the health wait: a CRD whose
 /// kind clashes with an existing one is never Established, so its stage
 /// never settles and the 3 s budget runs out (`ApplyTimeout`, naming the
