@@ -165,6 +165,17 @@ fn token_dirs(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// Who holds the Lease `name`, if anyone.
+async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
 /// The value of the sample `name{labels}` (exact label text), if present.
 fn sample(metrics: &str, series: &str) -> Option<u64> {
     metrics
@@ -276,15 +287,7 @@ async fn two_controller_processes_only_the_leader_writes() {
     let written = wait_value(&secrets, "ha", "v", "one").await;
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let holder = || async {
-        leases
-            .get_opt("sealgate-controller")
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-    };
+    let holder = || lease_holder(&leases, "sealgate-controller");
     let first = wait_for("Lease holder", holder).await;
     let (mut leader, standby, standby_id) = match first.as_str() {
         "replica-a" => (a, b, "replica-b"),
@@ -640,15 +643,7 @@ async fn two_gitops_processes_only_the_leader_reconciles() {
     .await;
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let holder = || async {
-        leases
-            .get_opt("sealgate-gitops")
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-    };
+    let holder = || lease_holder(&leases, "sealgate-gitops");
     let first = wait_for("gitops Lease holder", holder).await;
     let (mut leader, standby, standby_id) = match first.as_str() {
         "gitops-a" => (a, b, "gitops-b"),
