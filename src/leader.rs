@@ -113,6 +113,15 @@ where
     Ok(())
 }
 
+/// A replica's identity when no `--identity`/`POD_NAME` is given: host name
+/// and process id, unique enough for two processes on one machine.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "sealgate".into());
+    format!("{host}-{}", std::process::id())
+}
+
 /// A future that resolves once `rx` holds `true` (Send + Sync, as
 /// kube-runtime's graceful shutdown wants).
 pub fn wait_true(rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync {

@@ -61,12 +61,10 @@ pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitStatus> {
         let client = kube::Client::try_default().await.map_err(|e| {
             Failure::unavailable(anyhow::anyhow!("cannot connect to Kubernetes: {e}"))
         })?;
-        let identity = args.identity.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "sealgate".into());
-            format!("{host}-{}", std::process::id())
-        });
+        let identity = args
+            .identity
+            .clone()
+            .unwrap_or_else(crate::leader::default_identity);
         let mut config = RunnerConfig::new(args.controller_namespace.clone(), identity);
         config.namespace = args.namespace.clone();
         config.concurrency = args.concurrency.max(1);

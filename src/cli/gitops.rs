@@ -179,12 +179,10 @@ pub(super) fn run_gitops(args: &GitopsArgs) -> anyhow::Result<ExitStatus> {
             .await
             .map_err(|e| Failure::unavailable(anyhow::anyhow!("no cluster configuration: {e}")))?;
         let client = kube::Client::try_from(config.clone()).map_err(Failure::unavailable)?;
-        let identity = args.identity.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "sealgate".into());
-            format!("{host}-{}", std::process::id())
-        });
+        let identity = args
+            .identity
+            .clone()
+            .unwrap_or_else(crate::leader::default_identity);
         let options = GitOpsOptions {
             namespace: args.namespace.clone(),
             cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache),
